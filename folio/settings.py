@@ -1,0 +1,142 @@
+"""One typed settings object, built by a function.
+
+Precedence: defaults < YAML file < FOLIO_* env < explicit overrides.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
+
+
+def default_data_dir() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "folio"
+
+
+class Settings(BaseSettings):
+    """Everything a Folio command can be configured with. Env names are FOLIO_<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix="FOLIO_", extra="forbid", validate_default=True)
+
+    # Storage
+    data_dir: Path = Field(default_factory=default_data_dir)
+    collection: str = "default"
+    chroma_url: str | None = Field(
+        default=None, description="http://host:port of a Chroma server; unset = embedded Chroma"
+    )
+    lock_timeout_s: float = Field(default=600.0, ge=0)
+
+    # Embeddings and chunking (chunk sizes are in the embedding model's tokens)
+    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_batch_size: int = Field(default=64, ge=1)
+    chunk_size: int = Field(default=200, ge=16)
+    chunk_overlap: int = Field(default=32, ge=0)
+    max_file_mb: float = Field(default=200.0, gt=0)
+    # Chunks embedded and committed together: larger groups batch better, smaller ones lose
+    # less work to a crash.
+    commit_every_chunks: int = Field(default=2048, ge=1)
+    torch_threads: int | None = Field(default=None, ge=1)
+
+    # LLM (llama.cpp)
+    llm_model: str = "smollm2"
+    n_ctx: int = Field(default=2048, ge=256)
+    n_gpu_layers: int | Literal["auto"] = "auto"
+    n_threads: int | None = Field(default=None, ge=1)
+    n_batch: int = Field(default=256, ge=1)
+
+    # Sampling
+    temperature: float = Field(default=0.0, ge=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    top_k: int = Field(default=40, ge=0)
+    repeat_penalty: float = Field(default=1.1, gt=0)
+    max_tokens: int = Field(default=256, ge=1)
+    seed: int = 0
+
+    @field_validator("collection")
+    @classmethod
+    def _check_collection(cls, value: str) -> str:
+        if not COLLECTION_NAME.match(value):
+            raise ValueError(
+                "collection names use lowercase letters, digits, '-' and '_' (1-60 characters)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_chunking(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        return self
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file (if any) is named in model_config by load_settings; env beats it.
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+
+class SettingsError(ValueError):
+    """The configuration is unusable; the message says why."""
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings: defaults, then the YAML file, then FOLIO_* env, then overrides.
+
+    Overrides whose value is None are ignored, so CLI options can pass them through unset.
+    """
+    values = {key: value for key, value in overrides.items() if value is not None}
+    settings_cls: type[Settings] = Settings
+    if config_file is not None:
+        if not config_file.is_file():
+            raise SettingsError(f"{config_file}: config file not found")
+        settings_cls = type(
+            "Settings",
+            (Settings,),
+            {
+                "model_config": SettingsConfigDict(
+                    **{**Settings.model_config, "yaml_file": config_file}
+                )
+            },
+        )
+    try:
+        return settings_cls(**values)
+    except ValueError as exc:  # pydantic.ValidationError is a ValueError
+        raise SettingsError(_one_line(exc)) from exc
+
+
+def _one_line(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        parts = [
+            f"{'.'.join(str(p) for p in err.get('loc', ())) or 'settings'}: {err.get('msg')}"
+            for err in errors()
+        ]
+        return "invalid settings: " + "; ".join(parts)
+    return str(exc)

@@ -1,0 +1,57 @@
+"""Typed values passed between the ingestion components."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class IngestError(Exception):
+    """A file cannot be ingested; the message is the one-line reason shown to the user."""
+
+
+@dataclass(frozen=True)
+class Section:
+    """A run of extracted text with one location: a PDF page or a heading path."""
+
+    text: str
+    start: int  # character offset of this section in the document's extracted text
+    page: int | None = None  # 1-based
+    heading: str | None = None  # "Top > Sub > Subsub"
+
+
+@dataclass
+class ExtractedDocument:
+    title: str
+    sections: list[Section]
+    pages: int | None = None
+
+    @property
+    def text_length(self) -> int:
+        return sum(len(s.text) for s in self.sections)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One embedded unit. `start`/`end` are offsets into the document's extracted text."""
+
+    chunk_id: str
+    text: str
+    index: int
+    start: int
+    end: int
+    page: int | None
+    heading: str | None
+
+
+@dataclass
+class SourceFile:
+    """A file found on disk and hashed, ready to compare with the manifest."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    extension: str
+    chunks: list[Chunk] = field(default_factory=list)
+    title: str = ""
+    pages: int | None = None
