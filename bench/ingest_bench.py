@@ -34,10 +34,13 @@ def run_naive(docs: Path, workdir: Path) -> dict[str, float]:
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     from folio.models import resolve_embedding_path
+    from ingest.loaders import pdf_limits
 
     pages = []
-    for pdf in sorted(docs.glob("*.pdf")):
-        pages.extend(PyPDFLoader(str(pdf)).load())
+    # Same pypdf limits as Folio, or two of the 20 filings fail to open at all.
+    with pdf_limits():
+        for pdf in sorted(docs.glob("*.pdf")):
+            pages.extend(PyPDFLoader(str(pdf)).load())
     chunks = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(
         pages
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from ingest.documents import ExtractedDocument, IngestError, Section
@@ -186,7 +187,22 @@ def docx_to_document(path: Path) -> ExtractedDocument:
     return ExtractedDocument(title=title, sections=sections)
 
 
+def pdf_limits() -> AbstractContextManager[object]:
+    """pypdf's default 100,000-element array limit rejects real filings (two of the SEC 10-Qs);
+    raise it, still bounded against hostile files."""
+    from pypdf import apply_configuration
+
+    return apply_configuration(
+        array_maximum_element_count=5_000_000, dictionary_maximum_element_count=1_000_000
+    )
+
+
 def pdf_to_document(path: Path) -> ExtractedDocument:
+    with pdf_limits():
+        return _read_pdf(path)
+
+
+def _read_pdf(path: Path) -> ExtractedDocument:
     from pypdf import PasswordType, PdfReader
     from pypdf.errors import DependencyError
 

@@ -15,8 +15,8 @@ from folio.store import ChromaStore
 from ingest.chunking import SectionsToChunks, chunker_fingerprint
 from ingest.discovery import discover, hash_file
 from ingest.documents import Chunk, IngestError, SourceFile
+from ingest.extraction import ParallelExtractor
 from ingest.index import CollectionIndex, PreparedDocument, write_lock
-from ingest.loaders import load_document
 
 EMBED_STEP = 256  # chunks per embedding call: the progress bar's step
 
@@ -179,27 +179,48 @@ class FilesToIndex:
         group: list[tuple[SourceFile, PreparedDocument, bool]] = []
         group_chunks = 0
         by_sha: dict[str, PreparedDocument] = {}
-        for source, is_update in to_process:
-            try:
-                prepared = self._prepare(index, source, by_sha, embedder, chunker)
-            except IngestError as exc:
-                self._fail(report, source.path, str(exc))
-                self.progress.file_done(source.path)
-                continue
-            by_sha.setdefault(source.sha256, prepared)
-            group.append((source, prepared, is_update))
-            group_chunks += len(prepared.new_chunks)
-            if group_chunks >= self.settings.commit_every_chunks:
+        extractor = ParallelExtractor(self._needs_extraction(index, to_process))
+        try:
+            for source, is_update in to_process:
+                try:
+                    prepared = self._prepare(index, source, by_sha, extractor, embedder, chunker)
+                except IngestError as exc:
+                    self._fail(report, source.path, str(exc))
+                    self.progress.file_done(source.path)
+                    continue
+                by_sha.setdefault(source.sha256, prepared)
+                group.append((source, prepared, is_update))
+                group_chunks += len(prepared.new_chunks)
+                if group_chunks >= self.settings.commit_every_chunks:
+                    self._commit(index, group, report)
+                    group, group_chunks = [], 0
+            if group:
                 self._commit(index, group, report)
-                group, group_chunks = [], 0
-        if group:
-            self._commit(index, group, report)
+        finally:
+            extractor.close()
+
+    @staticmethod
+    def _needs_extraction(
+        index: CollectionIndex, to_process: list[tuple[SourceFile, bool]]
+    ) -> list[str]:
+        """Files whose content is not indexed yet (nor earlier in this batch)."""
+        seen: set[str] = set()
+        paths = []
+        for source, _ in to_process:
+            if source.sha256 in seen or any(
+                p != source.path for p in index.manifest.paths_with_sha(source.sha256)
+            ):
+                continue
+            seen.add(source.sha256)
+            paths.append(source.path)
+        return paths
 
     def _prepare(
         self,
         index: CollectionIndex,
         source: SourceFile,
         by_sha: dict[str, PreparedDocument],
+        extractor: ParallelExtractor,
         embedder: str,
         chunker: str,
     ) -> PreparedDocument:
@@ -217,12 +238,7 @@ class FilesToIndex:
                 return PreparedDocument(
                     index.new_record(source, len(ids), embedder, chunker), ids, []
                 )
-        try:
-            document = load_document(Path(source.path))
-        except IngestError:
-            raise
-        except Exception as exc:  # a loader bug must not sink the batch
-            raise IngestError(f"could not be read ({type(exc).__name__}: {exc})") from None
+        document = extractor.get(source.path)
         _, splitter = self._models()
         chunks = splitter.split(document, source.sha256)
         source.title, source.pages = document.title, document.pages

@@ -44,6 +44,22 @@ def consistent(env: dict[str, str]) -> tuple[set[str], set[str]]:
         manifest.close()
 
 
+def processes_using(data_dir: Path) -> list[int]:
+    """Live processes started with this data dir in their environment (ingest workers included)."""
+    marker = f"FOLIO_DATA_DIR={data_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+                state = (entry / "stat").read_text().split(") ")[1][0]
+                if marker in environ and state != "Z":
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def manifest_state(env: dict[str, str]) -> tuple[int, int]:
     """(documents committed, chunk ids journalled) read without disturbing the writer."""
     path = Path(env["FOLIO_DATA_DIR"]) / "manifests" / "default.sqlite3"
@@ -90,6 +106,11 @@ def test_sigkill_leaves_index_consistent_and_rerun_completes(
         time.sleep(0.002)
     process.wait()
     assert killed, f"ingest finished before the kill point {kill_when}"
+    # Its extraction workers notice the parent is gone and exit too.
+    deadline = time.monotonic() + 10
+    while processes_using(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_using(data_dir) == []
 
     # The next command (any command) rolls back what the killed one left half-done.
     sources = folio.json("sources")
