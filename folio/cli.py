@@ -125,25 +125,69 @@ def _ingest_summary(report: Any, collection: str) -> str:
     return head + tail
 
 
+KOption = Annotated[
+    int | None, typer.Option("--k", "-k", min=1, max=100, help="How many chunks [default 5].")
+]
+ModeOption = Annotated[
+    str | None, typer.Option("--mode", help="dense, bm25 or hybrid [default hybrid].")
+]
+MmrOption = Annotated[
+    float | None, typer.Option("--mmr", min=0, max=1, help="MMR diversity: 1 = relevance only.")
+]
+SourceOption = Annotated[
+    str | None, typer.Option("--source", help="Only documents whose path matches this glob.")
+]
+NeighborsOption = Annotated[
+    int | None, typer.Option("--neighbors", min=0, max=5, help="Widen hits by N chunks each side.")
+]
+
+
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help="What to look for.")],
-    k: Annotated[int, typer.Option("--k", "-k", min=1, max=100, help="How many chunks.")] = 5,
+    query: Annotated[str | None, typer.Argument(help="What to look for.")] = None,
+    k: KOption = None,
     collection: CollectionOption = None,
+    mode: ModeOption = None,
+    mmr: MmrOption = None,
+    source: SourceOption = None,
+    neighbors: NeighborsOption = None,
+    batch: Annotated[
+        Path | None,
+        typer.Option(
+            "--batch",
+            help="Queries, one per line (or JSON lines with 'question').",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """The chunks closest to a query."""
+    """The chunks closest to a query (hybrid dense + BM25 by default)."""
+    if (query is None) == (batch is None):
+        fail("give a QUERY or --batch FILE", 2)
     from folio.store import ChromaStore
     from ingest.index import recover_if_idle
-    from retrieval.dense import QueryToChunks
+    from retrieval.search import QueryToChunks, SearchOptions
 
-    settings = settings_from(config, collection=collection)
+    settings = settings_from(
+        config, collection=collection, k=k, retrieval_mode=mode, mmr_lambda=mmr, neighbors=neighbors
+    )
+    options = SearchOptions.from_settings(settings, source_glob=source)
     with user_errors():
         store = ChromaStore(settings.data_dir, settings.chroma_url)
         recover_if_idle(settings, store, settings.collection)
         retriever = QueryToChunks(settings, store)
-        hits = retriever.search(query, k)
+        if batch is not None:
+            from folio.cli_qa import read_batch
+
+            for line in read_batch(batch):
+                hits = retriever.search(line, options)
+                emit_json({"query": line, "results": [hit.to_json() for hit in hits]})
+            retriever.close()
+            return
+        assert query is not None
+        hits = retriever.search(query, options)
         retriever.close()
     if as_json:
         emit_json({"query": query, "results": [hit.to_json() for hit in hits]})
@@ -209,6 +253,7 @@ def remove(
             hits = [p for p in known if p == target or p.startswith(target.rstrip("/") + "/")]
             (matched.extend(hits) if hits else missing.append(target))
         chunks_removed = index.remove(sorted(set(matched))) if matched else 0
+        index.refresh_sparse()
         index.close()
     for target in missing:
         typer.echo(f"error: {target}: not in collection '{settings.collection}'", err=True)
@@ -241,3 +286,7 @@ def doctor(as_json: JsonOption = False, config: ConfigOption = None) -> None:
 
 def main() -> None:
     app()
+
+
+# ask and chat live in their own module; importing it registers them on `app`.
+import folio.cli_qa  # noqa: E402, F401

@@ -33,6 +33,8 @@ def _offline() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    # The chunker measures long sections with the tokenizer on purpose; its length warning is noise.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def resolve_embedding_path(name: str) -> Path:

@@ -50,6 +50,23 @@ class Settings(BaseSettings):
     commit_every_chunks: int = Field(default=2048, ge=1)
     torch_threads: int | None = Field(default=None, ge=1)
 
+    # Retrieval
+    retrieval_mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    k: int = Field(default=5, ge=1, le=100)
+    fusion_dense_weight: float = Field(default=1.0, ge=0)
+    fusion_bm25_weight: float = Field(default=1.0, ge=0)
+    rrf_k: int = Field(default=60, ge=1)
+    mmr_lambda: float | None = Field(default=None, ge=0, le=1)
+    neighbors: int = Field(default=0, ge=0, le=5)
+
+    # Answering
+    prompt: str = "grounded-qa"
+    answer_mode: Literal["quote", "generate", "quote+generate"] = "quote+generate"
+    # Best chunk's cosine similarity below this: "not found", the LLM is not called.
+    refusal_threshold: float = Field(default=0.25, ge=-1, le=1)
+    # Generated answers whose grounding support is below this are flagged (and not shown alone).
+    support_threshold: float = Field(default=0.6, ge=0, le=1)
+
     # LLM (llama.cpp)
     llm_model: str = "smollm2"
     n_ctx: int = Field(default=2048, ge=256)

@@ -21,6 +21,7 @@ class StoredChunk:
     text: str
     metadata: Metadata
     score: float  # cosine similarity, higher is closer
+    embedding: list[float] | None = None
 
 
 def chroma_name(collection: str) -> str:
@@ -118,17 +119,25 @@ class ChromaStore:
         for part in _batches(ids, self._max_batch):
             collection.delete(ids=ids[part])
 
-    def get(self, name: str, ids: list[str]) -> list[StoredChunk]:
+    def get(self, name: str, ids: list[str], embeddings: bool = False) -> list[StoredChunk]:
         if not ids:
             return []
         found: dict[str, StoredChunk] = {}
         collection = self._collection(name)
+        include = ["documents", "metadatas"] + (["embeddings"] if embeddings else [])
         for part in _batches(ids, self._max_batch):
-            result = collection.get(ids=ids[part], include=["documents", "metadatas"])
-            for cid, text, meta in zip(
-                result["ids"], result["documents"] or [], result["metadatas"] or [], strict=False
+            result = collection.get(ids=ids[part], include=include)
+            vectors = result.get("embeddings")
+            for i, (cid, text, meta) in enumerate(
+                zip(
+                    result["ids"],
+                    result["documents"] or [],
+                    result["metadatas"] or [],
+                    strict=False,
+                )
             ):
-                found[cid] = StoredChunk(cid, text or "", dict(meta or {}), 1.0)
+                vector = [float(x) for x in vectors[i]] if vectors is not None else None
+                found[cid] = StoredChunk(cid, text or "", dict(meta or {}), 1.0, vector)
         return [found[cid] for cid in ids if cid in found]
 
     def all_ids(self, name: str) -> list[str]:

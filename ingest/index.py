@@ -115,6 +115,12 @@ class CollectionIndex:
             )
         self.manifest.set_meta({"embedder": embedder, "chunker": chunker})
 
+    def refresh_sparse(self) -> None:
+        """Bring the BM25 index up to the manifest (a no-op when it already is)."""
+        from retrieval.bm25 import rebuild
+
+        rebuild(self.settings, self.store, self.manifest, self.name)
+
     def wipe(self) -> None:
         self.store.drop(self.name)
         self.manifest.clear()
@@ -199,15 +205,20 @@ class CollectionIndex:
 
 
 def recover_if_idle(settings: Settings, store: ChromaStore, collection: str) -> None:
-    """Readers finish a crashed writer's rollback when no writer is running now."""
+    """Readers finish a crashed writer's work (rollback, BM25 refresh) when no writer runs now."""
     from filelock import FileLock, Timeout
 
     path = manifest_path(settings, collection)
     if not path.exists():
         return
+    from retrieval.bm25 import built_generation
+
     manifest = Manifest(path)
     try:
-        if not manifest.pending():
+        if (
+            not manifest.pending()
+            and built_generation(settings, collection) == manifest.generation()
+        ):
             return
     finally:
         manifest.close()
@@ -219,6 +230,7 @@ def recover_if_idle(settings: Settings, store: ChromaStore, collection: str) -> 
     try:
         index = CollectionIndex(settings, store, collection)
         index.recover()
+        index.refresh_sparse()
         index.close()
     finally:
         lock.release()

@@ -106,6 +106,10 @@ class Manifest:
                 list(values.items()),
             )
 
+    def generation(self) -> int:
+        """Bumped by every change of the committed documents: derived indexes compare it."""
+        return int(self.get_meta("generation") or 0)
+
     def delete_meta(self, key: str) -> None:
         self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
 
@@ -202,6 +206,10 @@ class Manifest:
                     "INSERT OR IGNORE INTO doc_chunks(path, chunk_id, ord) VALUES(?,?,?)",
                     ((record.path, cid, i) for i, cid in enumerate(ids)),
                 )
+            db.execute(
+                "INSERT INTO meta(key, value) VALUES('generation', '1') ON CONFLICT(key) "
+                "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+            )
             new_ids = {cid for _, ids in records for cid in ids}
             still_used = self.referenced(before) if before else set()
             orphans = before - still_used
@@ -228,4 +236,9 @@ class Manifest:
             db.execute("DELETE FROM doc_chunks")
             db.execute("DELETE FROM documents")
             db.execute("DELETE FROM pending")
-            db.execute("DELETE FROM meta")
+            # The generation survives (and moves on): derived indexes must see the wipe.
+            db.execute("DELETE FROM meta WHERE key != 'generation'")
+            db.execute(
+                "INSERT INTO meta(key, value) VALUES('generation', '1') ON CONFLICT(key) "
+                "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+            )

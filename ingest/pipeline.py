@@ -161,6 +161,7 @@ class FilesToIndex:
                 report.removed += len(gone)
 
         self._process(index, to_process, embedder, chunker, report)
+        index.refresh_sparse()
         if carried:
             manifest.delete_meta("rebuild_paths")
 
