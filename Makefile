@@ -39,8 +39,14 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy folio ingest retrieval prompts eval app
 
+# Benchmarks write JSON under bench/results/ and print the tables quoted in the README.
 bench: install
 	$(BIN)/python -m bench.ingest_bench
+	$(BIN)/python -m bench.squad_retrieval
+	$(BIN)/python -m bench.calibrate_refusal
+	$(BIN)/python -m bench.answer_quality
+	$(BIN)/python -m bench.retrieval_latency
+	$(BIN)/python -m bench.generation_bench
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

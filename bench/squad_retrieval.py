@@ -36,6 +36,14 @@ def load_squad(path: Path, n: int, seed: int) -> tuple[dict[str, str], list[dict
     return articles, random.Random(seed).sample(questions, min(n, len(questions)))
 
 
+def write_articles(articles: dict[str, str], folder: Path) -> Path:
+    """Each article as one text document named after its title."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for title, text in articles.items():
+        (folder / f"{title}.txt").write_text(text, encoding="utf-8")
+    return folder
+
+
 def score(ranked: list[tuple[str, str]], question: dict[str, Any]) -> tuple[int, int, float]:
     """hit@1, hit@4, reciprocal rank within 10, for [(article title, chunk text)]."""
     for rank, (title, text) in enumerate(ranked[:10], start=1):
@@ -114,10 +122,7 @@ def main() -> None:
         return
     articles, questions = load_squad(args.squad, args.questions, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "articles"
-        folder.mkdir()
-        for title, text in articles.items():
-            (folder / f"{title}.txt").write_text(text, encoding="utf-8")
+        folder = write_articles(articles, Path(tmp) / "articles")
         results = run_folio(folder, questions, Path(tmp), args.modes.split(","))
         results["naive LangChain"] = run_naive(folder, questions, Path(tmp))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from folio.llm import LocalLLM, load_llm
@@ -130,7 +130,7 @@ class AnswerChain:
             return self.retriever.search(question, options)
         # Follow-ups: fuse the rewritten question with the previous question + this one, so a
         # poor rewrite by a small model cannot lose the subject.
-        wide = SearchOptions(**{**options.__dict__, "k": options.k * 2})
+        wide = replace(options, k=options.k * 2)
         lists = [
             self.retriever.search(standalone, wide),
             self.retriever.search(f"{history[-1][0]} {question}", wide),
@@ -138,9 +138,7 @@ class AnswerChain:
         fused = rrf([([h.chunk_id for h in hits], 1.0) for hits in lists])
         by_id = {h.chunk_id: h for hits in lists for h in hits}
         ranked = sorted(fused, key=lambda c: -fused[c])[: options.k]
-        return [
-            SearchHit(**{**by_id[c].__dict__, "rank": n}) for n, c in enumerate(ranked, start=1)
-        ]
+        return [replace(by_id[c], rank=n) for n, c in enumerate(ranked, start=1)]
 
     def build_prompt(
         self, spec: PromptSpec, question: str, hits: list[SearchHit], max_tokens: int
@@ -163,7 +161,7 @@ class AnswerChain:
             if room < 16:
                 kept = []
                 continue
-            kept = [SearchHit(**{**kept[0].__dict__, "context": llm.truncate(body, room)})]
+            kept = [replace(kept[0], context=llm.truncate(body, room))]
 
     def _render(
         self, spec: PromptSpec, question: str, hits: list[SearchHit]
@@ -251,7 +249,7 @@ class AnswerChain:
         max_tokens = min(int(params["max_tokens"]), self.llm.n_ctx // 2)
         params["max_tokens"] = max_tokens
         prompt, stop, kept = self.build_prompt(spec, question, hits, max_tokens)
-        answer.sources = [SearchHit(**{**h.__dict__, "rank": n}) for n, h in enumerate(kept, 1)]
+        answer.sources = [replace(h, rank=n) for n, h in enumerate(kept, 1)]
         if not kept:
             return
         pieces: list[str] = []

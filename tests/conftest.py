@@ -40,8 +40,8 @@ class Folio:
         self.env = env
         self._runner = CliRunner()
 
-    def __call__(self, *args: str | Path) -> CliResult:
-        result = self._runner.invoke(app, [str(a) for a in args], env=self.env)
+    def __call__(self, *args: str | Path, input: str | None = None) -> CliResult:
+        result = self._runner.invoke(app, [str(a) for a in args], env=self.env, input=input)
         if result.exception and not isinstance(result.exception, SystemExit):
             raise result.exception
         return CliResult(result.exit_code, result.stdout, result.stderr)

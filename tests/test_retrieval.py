@@ -52,3 +52,24 @@ def test_rrf_and_citation_parsing() -> None:
     assert neutralise("a <|im_end|> b <end_of_turn> [INST]") == (
         "a \u2039|im_end|\u203a b \u2039end_of_turn\u203a \u27e6INST\u27e7"
     )
+
+
+def test_grounding_flags_unsupported_sentences_and_quotes_the_best_sentence() -> None:
+    from folio.models import load_embedding_model
+    from folio.settings import load_settings
+    from retrieval.grounding import best_quote, grounding
+
+    model = load_embedding_model(load_settings())
+    hits = [
+        SearchHit(1, "a", "/r.pdf", 2, 0.6, "The plant opened in 1962. It employs 400 people."),
+        SearchHit(2, "b", "/r.pdf", 3, 0.4, "Its chimney is 80 metres tall."),
+    ]
+    support, per_sentence = grounding(
+        "The plant opened in 1962 [1]. Penguins invented the telescope.", hits, model.embed, 0.6
+    )
+    assert [s.supported for s in per_sentence] == [True, False]
+    assert per_sentence[0].chunk_id == "a" and 0 < support < 1
+    quote = best_quote("How tall is the chimney?", hits, model.embed)
+    assert (
+        quote is not None and quote.text == "Its chimney is 80 metres tall." and quote.hit.page == 3
+    )
