@@ -52,14 +52,20 @@ def overhead(runs: int, data_dir: Path) -> dict[str, Any]:
     retriever = QueryToChunks(settings, ChromaStore(settings.data_dir))
     chain = AnswerChain(settings, retriever)
     hits = retriever.search(QUESTION)
-    prompt, stop, _ = chain.build_prompt(load_prompt(settings.prompt), QUESTION, hits, 128)
+    prompt, _, _ = chain.build_prompt(load_prompt(settings.prompt), QUESTION, hits, 256)
     folio_llm = load_llm(settings)
     plain = llama_cpp.Llama(
         model_path=str(folio_llm.path), n_ctx=settings.n_ctx, n_threads=folio_llm.n_threads,
         n_threads_batch=folio_llm.n_threads, n_batch=settings.n_batch, seed=settings.seed,
         n_gpu_layers=folio_llm.gpu.n_gpu_layers, verbose=False,
     )  # fmt: skip
-    params = {"max_tokens": 128, "temperature": 0.0, "stop": stop, "seed": settings.seed}
+    # EOS suppressed and no stop strings: every run generates exactly max_tokens tokens.
+    params = {
+        "max_tokens": 256,
+        "temperature": 0.0,
+        "seed": settings.seed,
+        "logit_bias": {plain.token_eos(): -100.0},
+    }
     plain_rows, folio_rows, ask_rows = [], [], []
     for _ in range(runs):
         plain.reset()
@@ -87,15 +93,15 @@ def overhead(runs: int, data_dir: Path) -> dict[str, Any]:
     return result
 
 
-def beside_ingest(data_dir: Path, ingest_dir: Path, wait_policy: str) -> dict[str, float]:
-    """tokens/s alone, then while `folio ingest` runs, in a fresh process per wait policy."""
+def beside_ingest(data_dir: Path, ingest_dir: Path, env: dict[str, str]) -> dict[str, float]:
+    """tokens/s alone, then while `folio ingest` runs, in a fresh process per configuration."""
     code = (
         "import json,sys,time,subprocess,os;"
         "from bench.generation_bench import _measure, QUESTION;"
         "from folio.llm import load_llm; from folio.settings import load_settings;"
-        f"s=load_settings(data_dir={str(data_dir)!r}); llm=load_llm(s);"
-        "p=lambda: llm.runnable.stream('Write a long story about a lighthouse keeper.',"
-        " max_tokens=200, temperature=0.0);"
+        f"s=load_settings(data_dir={str(data_dir)!r}); llm=load_llm(s); c=llm.client;"
+        "p=lambda: (c.reset(), c('Tell a long story about a lighthouse keeper.', stream=True,"
+        " max_tokens=200, temperature=0.0, logit_bias={c.token_eos(): -100.0}))[1];"
         "alone=_measure(p())[1];"
         f"env=dict(os.environ, FOLIO_DATA_DIR={str(data_dir / 'other')!r});"
         "ing=subprocess.Popen([sys.executable,'-m','folio','ingest',"
@@ -104,9 +110,13 @@ def beside_ingest(data_dir: Path, ingest_dir: Path, wait_policy: str) -> dict[st
         "busy=_measure(p())[1]; ing.kill(); ing.wait();"
         "print(json.dumps({'alone_tokens_per_s':alone,'during_ingest_tokens_per_s':busy}))"
     )
-    env = {**os.environ, "OMP_WAIT_POLICY": wait_policy}
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "FOLIO_N_THREADS")}
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -132,8 +142,16 @@ def main() -> None:
         # A long ingest to compete with: the SEC filings when present, else the samples.
         sec = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sec10q" / "docs"
         ingest_dir = args.ingest_dir or (sec if sec.is_dir() else samples)
-        for policy in ("passive", "active"):
-            results[f"beside_ingest_{policy}"] = beside_ingest(data_dir, ingest_dir, policy)
+        # OMP_WAIT_POLICY: how llama.cpp's idle OpenMP threads wait ("default" = libgomp's
+        # bounded spin); FOLIO_N_THREADS: llama.cpp threads (Folio's default: half the cores).
+        configs = {
+            "omp default, 2 threads": {"OMP_WAIT_POLICY": "", "FOLIO_N_THREADS": "2"},
+            "omp passive, 2 threads": {"OMP_WAIT_POLICY": "passive", "FOLIO_N_THREADS": "2"},
+            "omp active, 2 threads": {"OMP_WAIT_POLICY": "active", "FOLIO_N_THREADS": "2"},
+            "omp default, 1 thread": {"OMP_WAIT_POLICY": "", "FOLIO_N_THREADS": "1"},
+        }
+        for name, env in configs.items():
+            results[name] = beside_ingest(data_dir, ingest_dir, env)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

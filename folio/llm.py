@@ -67,15 +67,20 @@ class LocalLLM:
 
 
 def threads_for(settings: Settings) -> int:
-    """All cores by default; OMP_WAIT_POLICY=passive stops idle threads spinning (see below)."""
+    """Half the cores unless set: the other half stays free for the embedder or an ingest.
+
+    Measured on 2 cores (README, bench.generation_bench): 2 llama.cpp threads give 79 tok/s alone
+    but 26 tok/s while an ingest runs (their spinning threads fight torch's); 1 thread gives 54
+    tok/s in both cases. OMP_WAIT_POLICY=passive was worse still alone (18 tok/s).
+    """
     if settings.n_threads:
         return settings.n_threads
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // 2)
 
 
 @functools.lru_cache(maxsize=2)
 def _load(path: Path, n_ctx: int, n_gpu: str, n_threads: int, n_batch: int, seed: int) -> LocalLLM:
-    llm_runtime.llama_cpp_module()  # first import, with the thread policy set
     from langchain_community.llms import LlamaCpp
 
     try:

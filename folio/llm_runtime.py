@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,10 +27,6 @@ class GpuPlan:
 
 
 def llama_cpp_module() -> Any:
-    # llama.cpp's OpenMP threads busy-wait by default; beside torch or another process on the
-    # same cores that starved generation (97 -> 0.6 tok/s). Passive waiting gives the cores back.
-    # Read once, when the library loads: so set before the first import.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     require("llama_cpp", "pip install llama-cpp-python (or `make install`)")
     import llama_cpp
 

