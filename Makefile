@@ -27,6 +27,7 @@ demo: install
 	$(BIN)/python -m folio.samples $(SAMPLES)
 	$(BIN)/folio ingest $(SAMPLES)
 	$(BIN)/folio search "What happens when a file cannot be read?" --k 3
+	$(BIN)/folio ask "What is the project mascot called?"
 
 test: install
 	$(BIN)/python -m pytest

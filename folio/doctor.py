@@ -47,7 +47,10 @@ def diagnose(settings: Settings) -> dict[str, Any]:
         llm_path = resolve_llm_path(settings.llm_model, settings.data_dir)
         layers = llm_runtime.layer_count(llm_path)
         plan = llm_runtime.plan_gpu_layers(settings.n_gpu_layers, layers)
+        from folio.llm import threads_for
+
         llm.update(found=True, path=str(llm_path), n_layers=layers, **plan.to_json())
+        llm["n_threads"] = threads_for(settings)
     except ModelNotFoundError as exc:
         problems.append({"what": "LLM", "fix": str(exc)})
     except Exception as exc:  # a GGUF llama.cpp cannot parse
@@ -126,7 +129,8 @@ def render(report: dict[str, Any]) -> str:
     if llm.get("found"):
         lines.append(
             f"GPU offload: {'on' if llm['layers_offloaded'] else 'off'}, "
-            f"{llm['layers_offloaded']}/{llm['n_layers']} layers ({llm['reason']})"
+            f"{llm['layers_offloaded']}/{llm['n_layers']} layers ({llm['reason']}); "
+            f"{llm['n_threads']} CPU thread(s)"
         )
     for alias, path in report["llms_packaged"].items():
         lines.append(f"  packaged LLM {alias}: {path or 'not installed'}")
