@@ -92,6 +92,8 @@ class AnswerChain:
         self.settings = settings
         self.retriever = retriever
         self._llm: LocalLLM | None = None
+        # Per answer: the quote and the grounding check embed the same retrieved sentences.
+        self._vectors: dict[str, list[float]] = {}
 
     @property
     def llm(self) -> LocalLLM:
@@ -100,7 +102,11 @@ class AnswerChain:
         return self._llm
 
     def _embed(self, texts: list[str]) -> list[list[float]]:
-        return load_embedding_model(self.settings).embed(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            vectors = load_embedding_model(self.settings).embed(missing)
+            self._vectors.update(zip(missing, vectors, strict=True))
+        return [self._vectors[t] for t in texts]
 
     # --- steps --------------------------------------------------------------------------------
     def condense(self, question: str, history: Sequence[Turn]) -> str:
@@ -183,6 +189,7 @@ class AnswerChain:
         """Yield generated tokens as they come, then the final Answer."""
         settings = self.settings
         started = time.perf_counter()
+        self._vectors = {}
         options = options or SearchOptions.from_settings(settings)
         spec = load_prompt(sampling.pop("prompt", None) or settings.prompt)
         mode = sampling.pop("mode", None) or settings.answer_mode
