@@ -63,7 +63,14 @@ class ChromaStore:
         else:
             assert self.path is not None
             self.path.mkdir(parents=True, exist_ok=True)
-            self._client = chromadb.PersistentClient(path=str(self.path), settings=chroma_settings)
+            from filelock import FileLock
+
+            # Chroma's first open creates its schema without a cross-process guard: two
+            # processes opening a new store at once fail with "table ... already exists".
+            with FileLock(str(self.path / ".open.lock")):
+                self._client = chromadb.PersistentClient(
+                    path=str(self.path), settings=chroma_settings
+                )
         self._max_batch = int(self._client.get_max_batch_size())
         self._collections: dict[str, Any] = {}
 
