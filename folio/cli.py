@@ -288,5 +288,7 @@ def main() -> None:
     app()
 
 
-# ask and chat live in their own module; importing it registers them on `app`.
-import folio.cli_qa  # noqa: E402, F401
+# ask/chat and ui/feedback live in their own modules; importing them registers them on `app`.
+from folio import cli_qa, cli_ui  # noqa: E402
+
+__all__ = ["app", "cli_qa", "cli_ui", "main"]

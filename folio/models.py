@@ -6,6 +6,7 @@ import functools
 import hashlib
 import importlib.util
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -134,6 +135,9 @@ def embedding_fingerprint(path: Path) -> str:
     return f"{name}@{digest.hexdigest()[:12]}"
 
 
+_LOADING = threading.Lock()
+
+
 @functools.lru_cache(maxsize=4)
 def _load_embedding(path: Path, torch_threads: int | None) -> EmbeddingModel:
     _offline()
@@ -158,7 +162,9 @@ def _load_embedding(path: Path, torch_threads: int | None) -> EmbeddingModel:
 
 def load_embedding_model(settings: Settings) -> EmbeddingModel:
     """The embedding model named by the settings, loaded once per process."""
-    return _load_embedding(resolve_embedding_path(settings.embedding_model), settings.torch_threads)
+    path = resolve_embedding_path(settings.embedding_model)
+    with _LOADING:  # threads asking at once (UI warm-up and a first question) share one load
+        return _load_embedding(path, settings.torch_threads)
 
 
 @functools.lru_cache(maxsize=4)

@@ -75,7 +75,11 @@ class Manifest:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(str(path), timeout=60, isolation_level=None)
+        # A long-lived reader (the web UI's retriever) is used from each session's thread in
+        # turn; its callers serialise access, so sqlite's same-thread check is lifted.
+        self._db = sqlite3.connect(
+            str(path), timeout=60, isolation_level=None, check_same_thread=False
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)

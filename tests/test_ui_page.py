@@ -1,0 +1,208 @@
+"""The web page's logic through Streamlit's AppTest: real Chroma, real models, real files."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app.service import UploadError, safe_upload_name
+from conftest import REPO, Folio
+from helpers import write_pdf, write_truncated_pdf
+
+PAGE = str(REPO / "app" / "streamlit_app.py")
+
+
+@pytest.fixture
+def page(folio: Folio, docs: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    """The page over a collection holding one PDF; settings come from the environment."""
+    for key, value in folio.env.items():
+        monkeypatch.setenv(key, value)
+    write_pdf(
+        docs / "harbour.pdf",
+        [
+            "# Harbour report\nThe harbour office opens at seven in the morning on weekdays.",
+            "# Lighthouse\nThe Skerry lighthouse was built in 1887 from local granite.",
+        ],
+    )
+    assert folio.json("ingest", docs)["added"] == 1
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def html_text(at: AppTest) -> str:
+    return "\n".join(str(element.proto.body) for element in at.get("html"))
+
+
+def sidebar_text(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.sidebar.markdown) + "\n".join(
+        c.value for c in at.sidebar.caption
+    )
+
+
+def ask(at: AppTest, question: str) -> AppTest:
+    at.chat_input[0].set_value(question).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_ask_shows_quote_and_page_sources(page: AppTest) -> None:
+    ask(page, "When was the Skerry lighthouse built?")
+    assert "built in 1887" in html_text(page)
+    labels = [e.label for e in page.expander]
+    assert any("harbour.pdf, page 2" in label and "cited" in label for label in labels), labels
+    # The cited passage is highlighted in the source text.
+    assert re.search(r"<mark>[^<]*Skerry lighthouse was built in 1887[^<]*</mark>", html_text(page))
+    assert any("retrieval" in c.value and "ms" in c.value for c in page.caption)
+
+
+def test_off_topic_question_is_refused_not_an_error(page: AppTest) -> None:
+    ask(page, "What is the boiling point of liquid nitrogen in kelvin?")
+    assert any("Not found in your documents" in i.value for i in page.info)
+    assert not page.error
+
+
+def test_new_chat_clears_the_conversation(page: AppTest) -> None:
+    ask(page, "When was the Skerry lighthouse built?")
+    assert len(page.chat_message) == 2
+    page.sidebar.button[0].click().run()
+    assert len(page.chat_message) == 0
+
+
+def test_upload_adds_documents_and_reports_bad_files(page: AppTest, tmp_path: Path) -> None:
+    broken = b"%PDF-1.7\nthis is not really a pdf"
+    page.sidebar.file_uploader[0].set_value(
+        [
+            ("../../evil notes.md", b"# Ferries\n\nThe ferry leaves at noon.", "text/markdown"),
+            ("broken.pdf", broken, "application/pdf"),
+        ]
+    ).run()
+    assert not page.exception, page.exception
+    listing = sidebar_text(page)
+    assert "evil notes\\.md" in listing, listing
+    errors = [e.value for e in page.sidebar.error]
+    assert len(errors) == 1 and errors[0].startswith("broken.pdf:"), errors
+    data = tmp_path / "data"
+    uploaded = sorted(p.name for p in (data / "uploads" / "default").iterdir())
+    assert uploaded == ["evil notes.md"]  # the failed file is not left behind
+    ask(page, "When does the ferry leave?")
+    assert "The ferry leaves at noon." in html_text(page)
+
+
+def test_failed_reupload_keeps_the_previous_version(page: AppTest, tmp_path: Path) -> None:
+    good = write_pdf(tmp_path / "good.pdf", ["# Gate\nThe gate code is 4711.", "# Shed\nNo code."])
+    bad = write_truncated_pdf(tmp_path / "bad.pdf", ["# Gate\nThe gate code is 1234."])
+    page.sidebar.file_uploader[0].set_value(("guide.pdf", good.read_bytes(), "application/pdf"))
+    page.run()
+    page.sidebar.file_uploader[0].set_value(("guide.pdf", bad.read_bytes(), "application/pdf"))
+    page.run()
+    errors = [e.value for e in page.sidebar.error]
+    assert len(errors) == 1 and errors[0].startswith("guide.pdf: "), errors
+    saved = tmp_path / "data" / "uploads" / "default" / "guide.pdf"
+    assert saved.read_bytes() == good.read_bytes()
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["guide.pdf"]
+    ask(page, "What is the gate code?")
+    assert "4711" in html_text(page)
+
+
+def test_remove_button_removes_the_document(page: AppTest) -> None:
+    remove = [b for b in page.sidebar.button if b.key and b.key.startswith("rm-")]
+    assert len(remove) == 1
+    remove[0].click().run()
+    assert "Documents (0)" in sidebar_text(page) or any(
+        "Documents (0)" in s.value for s in page.sidebar.subheader
+    )
+    ask(page, "When was the Skerry lighthouse built?")
+    assert any("Not found in your documents" in i.value for i in page.info)
+
+
+def test_feedback_is_stored_and_exported(page: AppTest, folio: Folio, tmp_path: Path) -> None:
+    ask(page, "When was the Skerry lighthouse built?")
+    page.get("feedback")[0].set_value(1).run()
+    comment = next(t for t in page.text_input if t.key and t.key.startswith("fbc-"))
+    comment.input("Exactly right").run()
+    lines = (tmp_path / "data" / "feedback.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    last = records[-1]
+    assert last["rating"] == 1 and last["comment"] == "Exactly right"
+    assert last["question"] == "When was the Skerry lighthouse built?"
+    assert "1887" in last["answer"]
+    assert last["prompt"]["name"] and last["model"]["path"].endswith(".gguf")
+    assert any(s["page"] == 2 for s in last["sources"])
+
+    exported = folio("feedback", "export")
+    assert exported.exit_code == 0, exported.stderr
+    rows = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["question"] == "When was the Skerry lighthouse built?"
+    assert row["answerable"] is True and "1887" in row["answers"][0]
+    assert {"source": str(Path(row["evidence"][0]["source"])), "page": 2} in row["evidence"]
+
+
+def test_document_text_is_rendered_escaped(
+    page: AppTest, folio: Folio, docs: Path, tmp_path: Path
+) -> None:
+    (docs / "script.md").write_text(
+        "# Notes\n\nThe alarm code <script>alert('x')</script> is <b>9931</b> for the shed."
+    )
+    folio("ingest", docs)
+    ask(page, "What is the alarm code for the shed?")
+    body = html_text(page)
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in body
+    assert "<script>" not in body and "<b>9931</b>" not in body
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("report.PDF", "report.pdf"),
+        ("../../etc/passwd.txt", "passwd.txt"),
+        ("C:\\Users\\x\\notes.md", "notes.md"),
+        ("we$ird name;.html", "we_ird name_.html"),
+        (".hidden.md", "hidden.md"),
+    ],
+)
+def test_upload_names_are_sanitised(name: str, expected: str) -> None:
+    assert safe_upload_name(name) == expected
+
+
+@pytest.mark.parametrize("name", ["..", "noext", "tool.exe", "../", "notes.md/"])
+def test_unusable_upload_names_are_refused(name: str) -> None:
+    with pytest.raises(UploadError, match="file"):
+        safe_upload_name(name)
+
+
+def test_second_session_is_told_it_is_queued(page: AppTest, folio: Folio) -> None:
+    """Two sessions share one process: the second waits for the first answer, and says so."""
+    import threading
+
+    from app.service import FolioService
+    from folio.settings import load_settings
+
+    service = FolioService(load_settings(answer_mode="generate", max_tokens=8))
+    question = "When was the lighthouse built?"
+    first = service.answer("default", question, [], llm_model="smollm2", k=3)
+    next(first)  # the first session is now generating (it holds the model)
+    queued = threading.Event()
+    second_events: list[object] = []
+
+    def second_session() -> None:
+        events = service.answer(
+            "default", "When does the office open?", [], llm_model="smollm2", k=3,
+            on_queued=queued.set,
+        )  # fmt: skip
+        second_events.extend(events)
+
+    thread = threading.Thread(target=second_session)
+    thread.start()
+    assert queued.wait(timeout=60), "the second session was not told it is queued"
+    assert not second_events  # still waiting: nothing generated yet
+    list(first)  # the first answer completes and releases the model
+    thread.join(timeout=120)
+    assert second_events and second_events[-1].question == "When does the office open?"  # type: ignore[attr-defined]
