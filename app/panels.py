@@ -199,7 +199,7 @@ def _page_preview(source: str, page: int | None) -> None:
     if page and source.lower().endswith(".pdf"):
         image = render_pdf_page(source, page)
         if image:
-            st.image(image, caption=f"{Path(source).name}, page {page}", width=520)
+            st.image(image, caption=f"{Path(source).name}, page {page}", width=420)
     try:
         text = page_text(source, page) if page else _document_text(source)
     except Exception as exc:

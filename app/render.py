@@ -13,6 +13,7 @@ STYLE = """
 <style>
 .folio-chunk { white-space: pre-wrap; font-size: 0.9rem; line-height: 1.45; }
 .folio-chunk mark { background: #fde68a; padding: 0 2px; border-radius: 2px; }
+.folio-page-image img, [data-testid="stImage"] img { border: 1px solid #d4d4d4; }
 .folio-unsupported { background: #fee2e2; text-decoration: underline wavy #dc2626; }
 </style>
 """

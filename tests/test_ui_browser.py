@@ -28,7 +28,7 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
-    "--window-size=1400,1100",
+    "--window-size=1400,1700",
 ]  # fmt: skip
 
 # Records every text the last assistant message shows: streaming means many growing texts.
@@ -187,12 +187,17 @@ def test_upload_ask_open_page_and_leave_feedback(
         ],
         what="the rendered page 2",
     )  # fmt: skip
-    browser.execute_script("arguments[0].scrollIntoView({block: 'start'});", image[0])
+    picture = image[0].find_element(By.TAG_NAME, "img")
+    wait_for(browser, lambda d: d.execute_script(
+        "return arguments[0].complete && arguments[0].naturalHeight > 0", picture
+    ), 30, "the page image to load")  # fmt: skip
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'});", picture)
     page_text = browser.find_element(By.CSS_SELECTOR, ".folio-page").text
     assert "Skerry lighthouse was built in 1887" in page_text
     assert "harbour office" not in page_text  # page 2 only, not page 1
     time.sleep(0.5)
     browser.save_screenshot(str(shots / "03-source-page-2.png"))
+    image[0].screenshot(str(shots / "03b-page-2-image.png"))
 
     # Feedback: thumbs up and a comment, stored with the question and its sources.
     thumbs = browser.find_elements(By.CSS_SELECTOR, "[data-testid='stFeedback'] button")
