@@ -289,6 +289,6 @@ def main() -> None:
 
 
 # ask/chat and ui/feedback live in their own modules; importing them registers them on `app`.
-from folio import cli_qa, cli_ui  # noqa: E402
+from folio import cli_eval, cli_qa, cli_ui  # noqa: E402
 
-__all__ = ["app", "cli_qa", "cli_ui", "main"]
+__all__ = ["app", "cli_eval", "cli_qa", "cli_ui", "main"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -47,10 +46,9 @@ def ui(
         "--global.developmentMode", "false",
     ]  # fmt: skip
     typer.echo(f"Folio UI on http://{host}:{port}  (collection '{settings.collection}')", err=True)
-    try:
-        raise typer.Exit(subprocess.call(command, env=env))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    sys.stderr.flush()
+    # Become the server (no wrapper process): signals and exit codes reach Streamlit directly.
+    os.execve(sys.executable, command, env)
 
 
 feedback_app = typer.Typer(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
@@ -16,6 +17,8 @@ def pages_to_pdf(pages: list[str], out: Path, title: str = "") -> Path:
 
     pdf = FPDF(format="A4")
     pdf.set_title(title)
+    # A fixed date makes the same pages give the same bytes (and sha256): no needless re-embed.
+    pdf.set_creation_date(datetime(2025, 1, 1, tzinfo=UTC))
     pdf.set_auto_page_break(auto=True, margin=15)
     for text in pages:
         pdf.add_page()

@@ -101,7 +101,8 @@ class AnswerChain:
             self._llm = load_llm(self.settings)
         return self._llm
 
-    def _embed(self, texts: list[str]) -> list[list[float]]:
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """Embeddings cached for the current answer (quote, grounding and eval share them)."""
         missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
         if missing:
             vectors = load_embedding_model(self.settings).embed(missing)
@@ -230,7 +231,7 @@ class AnswerChain:
             yield from self._generate(answer, spec, standalone, hits, params, started)
             answer.model = self._model_info()
         # The quote comes from the sources the answer lists (after fitting the context window).
-        answer.quote = best_quote(standalone, answer.sources, self._embed)
+        answer.quote = best_quote(standalone, answer.sources, self.embed)
         self._finish(answer, mode)
         answer.timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
         yield answer
@@ -292,7 +293,7 @@ class AnswerChain:
             answer.refused, answer.answer, answer.support = True, NOT_FOUND, 0.0
             return
         support, per_sentence = grounding(
-            generated, answer.sources, self._embed, self.settings.support_threshold
+            generated, answer.sources, self.embed, self.settings.support_threshold
         )
         answer.support, answer.sentences = support, per_sentence
         passes = support >= self.settings.support_threshold

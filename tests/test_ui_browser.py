@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -64,6 +65,7 @@ def ui_url(base_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -75,11 +77,11 @@ def ui_url(base_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             pytest.fail(f"folio ui did not start: {(tmp_path / 'ui.log').read_text()[-2000:]}")
         time.sleep(0.5)
     yield url
-    proc.terminate()
+    os.killpg(proc.pid, signal.SIGTERM)  # the server and anything it started
     proc.wait(timeout=30)
     log.close()
 

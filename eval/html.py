@@ -1,0 +1,146 @@
+"""report.html: metric plots with intervals, latency distributions, and every question (failures
+first). Plots are matplotlib PNGs embedded inline, so the file stands alone."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Folio evaluation</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
+table {{ border-collapse: collapse; font-size: 0.85rem; margin: 1rem 0; }}
+td, th {{ border: 1px solid #ddd; padding: 4px 6px; vertical-align: top; text-align: left; }}
+tr.fail td {{ background: #fff1f0; }}
+.muted {{ color: #777; }}
+img {{ max-width: 100%; }}
+</style></head><body>
+<h1>Folio evaluation</h1>
+<p class="muted">seed {seed} · limit {limit} · judge: {judge}</p>
+{body}
+</body></html>
+"""
+
+
+def _png(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return f'<img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def metrics_plot(report: dict[str, Any], dataset: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    configs = [c for c in report["configs"] if dataset in c["results"]]
+    names = [
+        n for n in dict.fromkeys(
+            n for c in configs for n, v in c["results"][dataset]["metrics"].items()
+            if v["value"] is not None
+        )
+    ]  # fmt: skip
+    if not names:
+        return ""
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(names) * max(1, len(configs)) ** 0.5 + 1.5))
+    height = 0.8 / max(1, len(configs))
+    for i, config in enumerate(configs):
+        metrics = config["results"][dataset]["metrics"]
+        ys, xs, lo, hi = [], [], [], []
+        for j, name in enumerate(names):
+            est = metrics.get(name, {})
+            if est.get("value") is None:
+                continue
+            ys.append(j + i * height)
+            xs.append(est["value"])
+            lo.append(est["value"] - (est["low"] if est["low"] is not None else est["value"]))
+            hi.append((est["high"] if est["high"] is not None else est["value"]) - est["value"])
+        ax.barh(ys, xs, height=height, xerr=[lo, hi], label=config["name"], capsize=2)
+    ax.set_yticks([j + 0.4 - height / 2 for j in range(len(names))], names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.05)
+    ax.set_title(f"{dataset}: metrics with 95% bootstrap intervals")
+    ax.legend(loc="lower right", fontsize="small")
+    image = _png(fig)
+    plt.close(fig)
+    return image
+
+
+def latency_plot(report: dict[str, Any]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, series = [], []
+    for config in report["configs"]:
+        values = [
+            q["timings"]["total_ms"] for q in report["questions"]
+            if q["config"] == config["name"] and q["timings"].get("total_ms") is not None
+        ]  # fmt: skip
+        if values:
+            labels.append(config["name"])
+            series.append(values)
+    if not series:
+        return ""
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(series) + 1.5))
+    ax.boxplot(series, vert=False, tick_labels=labels)
+    ax.set_xscale("log")
+    ax.set_xlabel("total ms per question (log scale)")
+    ax.set_title("Latency per configuration")
+    image = _png(fig)
+    plt.close(fig)
+    return image
+
+
+def question_table(report: dict[str, Any], failures: list[bool]) -> str:
+    order = sorted(range(len(report["questions"])), key=lambda i: (not failures[i], i))
+    rows = ["<tr><th>config</th><th>dataset</th><th>question</th><th>gold</th><th>answer</th>"
+            "<th>hit@k</th><th>F1</th><th>top source</th></tr>"]  # fmt: skip
+    for i in order:
+        q = report["questions"][i]
+        top = q["retrieved"][0] if q["retrieved"] else None
+        where = (
+            f"{Path(top['source']).name} p.{top['page']}"
+            if top and top["page"]
+            else (Path(top["source"]).name if top else "-")
+        )
+        gold = "; ".join(q["gold_answers"])[:300] or (
+            "(unanswerable)" if not q["answerable"] else ""
+        )
+        score = q["scores"]
+        rows.append(
+            f'<tr class="{"fail" if failures[i] else ""}"><td>{html.escape(q["config"])}</td>'
+            f"<td>{html.escape(q['dataset'])}</td><td>{html.escape(q['question'])}</td>"
+            f"<td>{html.escape(gold)}</td>"
+            f"<td>{html.escape(q['answer'][:400])}{' (refused)' if q['refused'] else ''}</td>"
+            f"<td>{_num(score.get('hit@k'))}</td><td>{_num(score.get('token_f1'))}</td>"
+            f"<td>{html.escape(where)}</td></tr>"
+        )
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def write_html(report: dict[str, Any], failures: list[bool], path: Path) -> None:
+    from eval.report import markdown
+
+    parts = ["<h2>Summary</h2>", "<pre>" + html.escape(markdown(report)) + "</pre>"]
+    for dataset in [d["name"] for d in report["datasets"]]:
+        parts += [f"<h2>{html.escape(dataset)}</h2>", metrics_plot(report, dataset)]
+    parts += ["<h2>Latency</h2>", latency_plot(report)]
+    parts += [f"<h2>Questions ({sum(failures)} failures first)</h2>",
+              question_table(report, failures)]  # fmt: skip
+    path.write_text(
+        PAGE.format(
+            seed=report["seed"], limit=report["limit"], judge=html.escape(str(report["judge"])),
+            body="\n".join(parts),
+        ),
+        "utf-8",
+    )  # fmt: skip
