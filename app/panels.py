@@ -13,6 +13,8 @@ from ingest.pipeline import IngestProgress
 from prompts import available_prompts
 from retrieval.chain import Answer
 
+DOCS_LISTED = 30
+
 
 def collections(service: FolioService) -> None:
     state = st.session_state
@@ -36,7 +38,14 @@ def documents(service: FolioService) -> None:
     st.subheader(f"Documents ({len(docs)})")
     if not docs:
         st.caption("No documents yet: upload some below, or run `folio ingest PATH`.")
-    for doc in docs:
+    shown = docs
+    if len(docs) > DOCS_LISTED:  # a long list would bury the upload box: filter instead
+        needle = st.text_input("Filter documents", key="doc-filter", placeholder="file name")
+        shown = [d for d in docs if needle.lower() in Path(d.path).name.lower()]
+        if len(shown) > DOCS_LISTED:
+            st.caption(f"Showing {DOCS_LISTED} of {len(shown)}; type to narrow the list.")
+            shown = shown[:DOCS_LISTED]
+    for doc in shown:
         name, remove = st.columns([5, 1])
         pages = f"{doc.pages} pages · " if doc.pages else ""
         name.markdown(f"**{_escape_md(Path(doc.path).name)}**")

@@ -128,18 +128,56 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def write_html(report: dict[str, Any], failures: list[bool], path: Path) -> None:
-    from eval.report import markdown
+def summary_table(report: dict[str, Any], dataset: str) -> str:
+    """Metrics (rows) by configuration (columns), with intervals and latency percentiles."""
+    from eval.report import LATENCY_KEYS, _fmt, metric_names
 
-    parts = ["<h2>Summary</h2>", "<pre>" + html.escape(markdown(report)) + "</pre>"]
+    configs = [c for c in report["configs"] if dataset in c["results"]]
+    head = "".join(f"<th>{html.escape(c['name'])}</th>" for c in configs)
+    rows = [f"<tr><th>metric (95% CI)</th>{head}</tr>"]
+    for name in metric_names(report):
+        cells = [_fmt(c["results"][dataset]["metrics"].get(name, {})) for c in configs]
+        if any(cell != "-" for cell in cells):
+            tds = "".join(f"<td>{cell}</td>" for cell in cells)
+            rows.append(f"<tr><td>{html.escape(name)}</td>{tds}</tr>")
+    for key in LATENCY_KEYS:
+        lat = [c["results"][dataset]["latency"][key] for c in configs]
+        tds = "".join(
+            f"<td>{x['p50']:.0f} / {x['p95']:.0f}</td>" if x["p50"] is not None else "<td>-</td>"
+            for x in lat
+        )
+        rows.append(f"<tr><td>{key} p50 / p95</td>{tds}</tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def datasets_table(report: dict[str, Any]) -> str:
+    rows = ["<tr><th>dataset</th><th>questions</th><th>answerable</th><th>documents</th>"
+            "<th>relevance</th><th>source</th><th>licence</th></tr>"]  # fmt: skip
+    for d in report["datasets"]:
+        cells = [d["name"], d["questions"], d["answerable"], d["documents"], d["relevance"],
+                 d["source"], d["licence"]]  # fmt: skip
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def write_html(report: dict[str, Any], failures: list[bool], path: Path) -> None:
+    parts = ["<h2>Datasets</h2>", datasets_table(report)]
     for dataset in [d["name"] for d in report["datasets"]]:
-        parts += [f"<h2>{html.escape(dataset)}</h2>", metrics_plot(report, dataset)]
+        parts += [f"<h2>{html.escape(dataset)}</h2>", summary_table(report, dataset),
+                  metrics_plot(report, dataset)]  # fmt: skip
     parts += ["<h2>Latency</h2>", latency_plot(report)]
     parts += [f"<h2>Questions ({sum(failures)} failures first)</h2>",
               question_table(report, failures)]  # fmt: skip
+    configs = "".join(
+        f"<li><b>{html.escape(c['name'])}</b> ({html.escape(str(c['file'] or 'defaults'))}): "
+        + html.escape(", ".join(f"{k}={v}" for k, v in c["settings"].items()))
+        + "</li>"
+        for c in report["configs"]
+    )
+    parts += ["<h2>Configurations</h2>", f"<ul>{configs}</ul>"]
     path.write_text(
         PAGE.format(
-            seed=report["seed"], limit=report["limit"], judge=html.escape(str(report["judge"])),
+            seed=report["seed"], limit=report["limit"], judge=html.escape(str(report["judge"] or "none")),
             body="\n".join(parts),
         ),
         "utf-8",
