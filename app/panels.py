@@ -21,7 +21,9 @@ def collections(service: FolioService) -> None:
     names = service.collections()
     if state.collection not in names:
         names.append(state.collection)
-    state.collection = st.selectbox("Collection", names, index=names.index(state.collection))
+    chosen = st.selectbox("Collection", names, index=names.index(state.collection))
+    if chosen != state.collection:  # a conversation belongs to one collection
+        state.collection, state.messages = chosen, []
     with st.popover("New collection", icon=":material/add:"):
         name = st.text_input("Name", key="new-collection", placeholder="lowercase-name")
         if st.button("Create", key="create-collection") and name:

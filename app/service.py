@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from folio.settings import Settings
+from folio.settings import Settings, check_collection_name
 from folio.store import ChromaStore
 from ingest.index import CollectionIndex, manifest_path, recover_if_idle
 from ingest.manifest import DocumentRecord
@@ -88,6 +88,7 @@ class FolioService:
         return name
 
     def for_collection(self, collection: str, **overrides: Any) -> Settings:
+        check_collection_name(collection)  # model_copy does not validate
         return self.settings.model_copy(update={"collection": collection, **overrides})
 
     def documents(self, collection: str) -> list[DocumentRecord]:

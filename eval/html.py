@@ -177,7 +177,8 @@ def write_html(report: dict[str, Any], failures: list[bool], path: Path) -> None
     parts += ["<h2>Configurations</h2>", f"<ul>{configs}</ul>"]
     path.write_text(
         PAGE.format(
-            seed=report["seed"], limit=report["limit"], judge=html.escape(str(report["judge"] or "none")),
+            seed=report["seed"], limit=report["limit"],
+            judge=html.escape(str(report["judge"] or "none")),
             body="\n".join(parts),
         ),
         "utf-8",

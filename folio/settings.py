@@ -21,6 +21,14 @@ from pydantic_settings import (
 COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
 
 
+def check_collection_name(value: str) -> str:
+    if not COLLECTION_NAME.match(value):
+        raise ValueError(
+            "collection names use lowercase letters, digits, '-' and '_' (1-60 characters)"
+        )
+    return value
+
+
 def default_data_dir() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(xdg) / "folio"
@@ -86,11 +94,7 @@ class Settings(BaseSettings):
     @field_validator("collection")
     @classmethod
     def _check_collection(cls, value: str) -> str:
-        if not COLLECTION_NAME.match(value):
-            raise ValueError(
-                "collection names use lowercase letters, digits, '-' and '_' (1-60 characters)"
-            )
-        return value
+        return check_collection_name(value)
 
     @model_validator(mode="after")
     def _check_chunking(self) -> Settings:

@@ -206,3 +206,18 @@ def test_second_session_is_told_it_is_queued(page: AppTest, folio: Folio) -> Non
     list(first)  # the first answer completes and releases the model
     thread.join(timeout=120)
     assert second_events and second_events[-1].question == "When does the office open?"  # type: ignore[attr-defined]
+
+
+def test_create_and_switch_collections(page: AppTest) -> None:
+    page.text_input(key="new-collection").input("team-b").run()
+    page.button(key="create-collection").click().run()
+    assert page.session_state["collection"] == "team-b"
+    assert any("Documents (0)" in s.value for s in page.sidebar.subheader)
+    ask(page, "When was the Skerry lighthouse built?")
+    assert any("Not found in your documents" in i.value for i in page.info)
+    page.sidebar.selectbox[0].select("default").run()
+    assert len(page.chat_message) == 0  # the conversation belonged to the other collection
+    assert any("Documents (1)" in s.value for s in page.sidebar.subheader)
+    page.text_input(key="new-collection").input("Bad Name!").run()
+    page.button(key="create-collection").click().run()
+    assert any("collection names use lowercase" in e.value for e in page.error)
