@@ -32,9 +32,7 @@ def cell(config: dict[str, Any], column: str) -> str:
 def table(report: dict[str, Any], columns: list[str]) -> str:
     lines = ["| config | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for config in report["configs"]:
-        lines.append(
-            f"| {config['name']} | " + " | ".join(cell(config, c) for c in columns) + " |"
-        )
+        lines.append(f"| {config['name']} | " + " | ".join(cell(config, c) for c in columns) + " |")
     return "\n".join(lines)
 
 
