@@ -88,7 +88,7 @@ def latency_plot(report: dict[str, Any]) -> str:
     if not series:
         return ""
     fig, ax = plt.subplots(figsize=(8, 0.6 * len(series) + 1.5))
-    ax.boxplot(series, vert=False, tick_labels=labels)
+    ax.boxplot(series, orientation="horizontal", tick_labels=labels)
     ax.set_xscale("log")
     ax.set_xlabel("total ms per question (log scale)")
     ax.set_title("Latency per configuration")
