@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -38,7 +39,8 @@ def ui(
         sys.executable, "-m", "streamlit", "run", spec.origin,
         "--server.port", str(port),
         "--server.address", host,
-        "--server.headless", "false" if open_browser else "true",
+        # Always headless: otherwise Streamlit's first run asks for an e-mail on stdin.
+        "--server.headless", "true",
         "--server.fileWatcherType", "none",
         "--server.maxUploadSize", str(max(1, int(settings.max_file_mb + 0.999))),
         "--browser.gatherUsageStats", "false",
@@ -47,6 +49,13 @@ def ui(
     ]  # fmt: skip
     typer.echo(f"Folio UI on http://{host}:{port}  (collection '{settings.collection}')", err=True)
     sys.stderr.flush()
+    if open_browser:  # a detached helper opens the tab once the server had time to start
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        subprocess.Popen(
+            [sys.executable, "-c",
+             f"import time, webbrowser; time.sleep(4); webbrowser.open({url!r})"],
+            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
     # Become the server (no wrapper process): signals and exit codes reach Streamlit directly.
     os.execve(sys.executable, command, env)
 
