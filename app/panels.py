@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
@@ -216,16 +217,10 @@ def _page_preview(source: str, page: int | None) -> None:
     except Exception as exc:
         st.warning(f"{Path(source).name}: cannot read the page ({exc})")
         return
-    st.html(f'<div class="folio-chunk folio-page">{_escape_html(text)}</div>')
+    st.html(f'<div class="folio-chunk folio-page">{html.escape(text)}</div>')
 
 
 def _document_text(source: str) -> str:
     from ingest.loaders import load_document
 
     return "\n\n".join(s.text for s in load_document(Path(source)).sections)
-
-
-def _escape_html(text: str) -> str:
-    import html
-
-    return html.escape(text)

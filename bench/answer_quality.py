@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
-import string
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 from bench.squad_retrieval import SQUAD, load_squad, write_articles
+from eval.metrics import exact_match, normalize, token_f1
 
 CONFIGS = [
     ("quote", "grounded-qa"),
@@ -26,23 +24,6 @@ CONFIGS = [
     ("generate", "grounded-qa-completion"),
     ("quote+generate", "grounded-qa"),
 ]
-
-
-def normalize(text: str) -> str:
-    """SQuAD's answer normalisation: lowercase, no punctuation, no articles, single spaces."""
-    text = re.sub(r"\[\d+\]", " ", text.lower())
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def token_f1(prediction: str, gold: str) -> float:
-    pred, ref = normalize(prediction).split(), normalize(gold).split()
-    common = sum((Counter(pred) & Counter(ref)).values())
-    if not pred or not ref or common == 0:
-        return float(pred == ref)
-    precision, recall = common / len(pred), common / len(ref)
-    return 2 * precision * recall / (precision + recall)
 
 
 def main() -> None:
@@ -80,8 +61,8 @@ def main() -> None:
                 rows.append(
                     {
                         "contains": any(normalize(g) in normalize(text) for g in q["answers"]),
-                        "f1": max(token_f1(text, g) for g in q["answers"]),
-                        "em": any(normalize(text) == normalize(g) for g in q["answers"]),
+                        "f1": token_f1(text, q["answers"]),
+                        "em": bool(exact_match(text, q["answers"])),
                         "support": answer.support,
                         "refused": answer.refused,
                     }
