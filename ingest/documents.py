@@ -41,6 +41,7 @@ class Chunk:
     end: int
     page: int | None
     heading: str | None
+    table: bool = False  # holds (part of) a table, with its caption and header rows repeated
 
 
 @dataclass

@@ -74,6 +74,7 @@ def chunk_metadata(source: SourceFile, chunk: Chunk) -> Metadata:
         "chunk_index": chunk.index,
         "start": chunk.start,
         "end": chunk.end,
+        "table": chunk.table,
     }
     if chunk.page is not None:
         meta["page"] = chunk.page

@@ -75,17 +75,52 @@ def _cos(a: list[float], b: list[float]) -> float:
 
 
 @dataclass(frozen=True)
+class Span:
+    """A verbatim piece of a chunk's text: `hit.text[start:end] == text`."""
+
+    text: str
+    start: int
+    end: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"text": self.text, "start": self.start, "end": self.end}
+
+
+def span_of(text: str, chunk_text: str) -> Span | None:
+    """Where `text` sits verbatim in the chunk (whitespace runs may differ), if it does."""
+    at = chunk_text.find(text)
+    if at >= 0:
+        return Span(text, at, at + len(text))
+    words = text.split()
+    if not words:
+        return None
+    pattern = re.compile(r"\s+".join(re.escape(w) for w in words))
+    match = pattern.search(chunk_text)
+    return Span(match.group(0), match.start(), match.end()) if match else None
+
+
+@dataclass(frozen=True)
 class Quote:
+    """The answer's quote. `text` is what is shown; `spans` are the verbatim pieces of the
+    chunk it was made from (one for a sentence, several for a table row with its headers)."""
+
     text: str
     hit: SearchHit
     score: float
+    spans: tuple[Span, ...] = ()
 
     def to_json(self) -> dict[str, object]:
+        spans = self.spans
+        if not spans:
+            found = span_of(self.text, self.hit.text)
+            spans = (found,) if found else ()
         return {
             "text": self.text,
             "source": self.hit.source,
             "page": self.hit.page,
             "chunk_id": self.hit.chunk_id,
+            "table": self.hit.table,
+            "spans": [s.to_json() for s in spans],
         }
 
 

@@ -41,7 +41,13 @@ class SearchHit:
             "page": self.page,
             "score": round(self.score, 6),
             "text": self.text,
+            "table": self.table,
         }
+
+    @property
+    def table(self) -> bool:
+        """The chunk holds (part of) a table."""
+        return bool(self.metadata.get("table", False))
 
 
 @dataclass(frozen=True)
