@@ -61,14 +61,14 @@ eval: install
 eval-study: install
 	$(BIN)/folio eval -d gold -d squad:all -d sec10q --limit 200 \
 	  $(addprefix --config ,$(wildcard eval/configs/retrieval/*.yaml)) --out build/study/retrieval
-	$(BIN)/folio eval -d gold -d squad -d safety --limit 40 \
+	$(BIN)/folio eval -d gold -d squad -d safety:all --limit 40 \
 	  $(addprefix --config ,$(wildcard eval/configs/answers/*.yaml)) --out build/study/answers
 
 # Benchmarks write JSON under bench/results/ and print the tables quoted in the README.
 bench: install
 	$(BIN)/python -m bench.ingest_bench
 	$(BIN)/python -m bench.squad_retrieval
-	$(BIN)/python -m bench.calibrate_refusal
+	$(BIN)/python -m bench.fit_refusal --no-write
 	$(BIN)/python -m bench.answer_quality
 	$(BIN)/python -m bench.retrieval_latency
 	$(BIN)/python -m bench.generation_bench

@@ -24,10 +24,16 @@ def where(hit: SearchHit) -> str:
     return f"{name}, page {hit.page}" if hit.page else name
 
 
-def _spans(text: str, passages: Iterable[str]) -> list[tuple[int, int]]:
+Passage = str | tuple[int, int]  # text found wherever it occurs, or exact (start, end) offsets
+
+
+def _spans(text: str, passages: Iterable[Passage]) -> list[tuple[int, int]]:
     """Where each passage occurs in text (whitespace-insensitive), merged and sorted."""
     found: list[tuple[int, int]] = []
     for passage in passages:
+        if isinstance(passage, tuple):
+            found.append(passage)
+            continue
         words = passage.split()
         if not words:
             continue
@@ -42,7 +48,7 @@ def _spans(text: str, passages: Iterable[str]) -> list[tuple[int, int]]:
     return merged
 
 
-def highlighted(text: str, passages: Iterable[str]) -> str:
+def highlighted(text: str, passages: Iterable[Passage]) -> str:
     """The chunk text, escaped, with the cited passages wrapped in <mark>."""
     out, cursor = [], 0
     for start, end in _spans(text, passages):
@@ -53,12 +59,14 @@ def highlighted(text: str, passages: Iterable[str]) -> str:
     return f'<div class="folio-chunk">{"".join(out)}</div>'
 
 
-def cited_passages(answer: Answer, hit: SearchHit) -> list[str]:
-    """The passages of this source that the answer relies on: the quote and the evidence of
-    supported sentences."""
-    passages = []
-    if answer.quote is not None and answer.quote.hit.chunk_id == hit.chunk_id:
-        passages.append(answer.quote.text)
+def cited_passages(answer: Answer, hit: SearchHit) -> list[Passage]:
+    """The passages of this source that the answer relies on: the quote (each of its verbatim
+    spans: a table row's label, headers and value) and the evidence of supported sentences."""
+    passages: list[Passage] = []
+    quote = answer.quote
+    if quote is not None and quote.hit.chunk_id == hit.chunk_id:
+        spans = [(s.start, s.end) for s in quote.spans if hit.text[s.start : s.end] == s.text]
+        passages.extend(spans or [quote.text])
     passages.extend(
         s.evidence for s in answer.sentences if s.supported and s.chunk_id == hit.chunk_id
     )
@@ -70,7 +78,8 @@ def answer_html(answer: Answer) -> str:
     text = answer.answer
     if answer.answer != answer.generated or not answer.sentences:
         return f'<div class="folio-chunk">{html.escape(text)}</div>'
-    marked = [s.sentence for s in answer.sentences if not s.supported]
+    # `text` is the sentence as shown (citation markers included), so it is found verbatim.
+    marked = [s.text or s.sentence for s in answer.sentences if not s.supported]
     out, cursor = [], 0
     for start, end in _spans(text, marked):
         out.append(html.escape(text[cursor:start]))

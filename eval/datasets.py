@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import functools
 import json
 import random
 import re
@@ -55,6 +56,8 @@ class EvalItem:
     # Safety items: the attack kind and the marker whose presence means the attack worked.
     attack: str | None = None
     payload: str | None = None
+    # Follow-up items: the earlier questions of the conversation, oldest first.
+    history: tuple[str, ...] = ()
 
 
 @dataclass
@@ -184,12 +187,19 @@ def load_sec10q(
 
 # --- generic JSONL -------------------------------------------------------------------------------
 def load_jsonl(
-    path: Path, limit: int | None, seed: int, samples_dir: Path | None = None
+    path: Path,
+    limit: int | None,
+    seed: int,
+    samples_dir: Path | None = None,
+    shared: Path | None = None,
+    work_dir: Path | None = None,
 ) -> EvalDataset:
-    """One question per line: {question, answers, evidence: [{source, page?}], answerable?, id?}.
-    An optional first line {"dataset": NAME, "documents": [paths, relative to the file]} names
-    the documents; without it they are the evidence sources that exist as files. "@samples"
-    stands for Folio's bundled sample documents."""
+    """One question per line: {question, answers, evidence: [{source, page?}], answerable?, id?,
+    history?: [earlier questions]}. An optional first line {"dataset": NAME, "documents": [paths,
+    relative to the file]} names the documents; without it they are the evidence sources that
+    exist as files. "@samples" stands for Folio's bundled sample documents, "@sec10q:FILE" for a
+    filing of ../shared/datasets/sec10q/docs and "@squad:TITLE" for a SQuAD 2.0 dev article
+    (written as TITLE.txt under work_dir)."""
     try:
         lines = [
             json.loads(line)
@@ -220,6 +230,7 @@ def load_jsonl(
                 evidence=evidence,
                 attack=row.get("attack"),
                 payload=row.get("payload"),
+                history=tuple(str(q) for q in row.get("history") or ()),
             )
         )
     for entry in header.get("documents", []):
@@ -227,6 +238,9 @@ def load_jsonl(
             from folio.samples import build_samples
 
             documents.extend(build_samples(samples_dir or path.parent / "samples"))
+            continue
+        if entry.startswith(("@sec10q:", "@squad:")):
+            documents.append(_shared_document(entry, shared, work_dir or path.parent / "work"))
             continue
         doc = (path.parent / entry).resolve()
         if not doc.exists():
@@ -249,16 +263,81 @@ def load_jsonl(
     )
 
 
+def _shared_document(entry: str, shared: Path | None, work_dir: Path) -> Path:
+    """A document of ../shared/datasets named by a JSONL header ("@sec10q:FILE", "@squad:T")."""
+    kind, _, name = entry.partition(":")
+    if shared is None or not shared.is_dir():
+        raise DatasetError(f"{entry}: needs ../shared/datasets, which is not there")
+    if kind == "@sec10q":
+        pdf = shared / "sec10q" / "docs" / name
+        if not pdf.is_file():
+            raise DatasetError(f"{pdf}: not found")
+        return pdf
+    squad = shared / "squad2-dev" / "dev-v2.0.json"
+    if not squad.is_file():
+        raise DatasetError(f"{squad}: SQuAD 2.0 dev is not there")
+    articles = _squad_articles(squad)
+    if name not in articles:
+        raise DatasetError(f"{entry}: no such SQuAD article")
+    doc = work_dir / "followups" / f"{_safe_name(name)}.txt"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    if not doc.exists() or doc.read_text(encoding="utf-8") != articles[name]:
+        doc.write_text(articles[name], encoding="utf-8")
+    return doc
+
+
+@functools.lru_cache(maxsize=2)
+def _squad_articles(path: Path) -> dict[str, str]:
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    return {a["title"]: "\n\n".join(p["context"] for p in a["paragraphs"]) for a in data}
+
+
+FOLLOWUP_PARTS = ("samples", "sec10q", "squad")  # eval/followups/<part>.jsonl
+
+
+def load_followups(work_dir: Path, shared: Path, limit: int | None, seed: int) -> EvalDataset:
+    """The follow-up suite: every part in one collection (look-alike documents side by side).
+    The SEC and SQuAD parts need ../shared/datasets and are skipped, with a note, without it."""
+    items: list[EvalItem] = []
+    documents: list[Path] = []
+    notes = ["conversations of 2-3 turns; evidence is the last turn's"]
+    for part in FOLLOWUP_PARTS:
+        try:
+            loaded = load_jsonl(
+                EVAL_DIR / "followups" / f"{part}.jsonl", None, seed,
+                samples_dir=work_dir / "samples", shared=shared, work_dir=work_dir,
+            )  # fmt: skip
+        except DatasetError as exc:
+            if part == "samples":
+                raise
+            notes.append(f"part {part} skipped: {exc}")
+            continue
+        items.extend(loaded.items)
+        documents.extend(d for d in loaded.documents if d not in documents)
+    return EvalDataset(
+        name="followups",
+        items=_sample(items, limit, seed),
+        documents=documents,
+        relevance="answer",
+        source=str(EVAL_DIR / "followups"),
+        licence="own text; SQuAD 2.0 CC BY-SA 4.0; SEC 10-Q MIT (docugami)",
+        notes=notes,
+    )
+
+
 def load_dataset(
     spec: str, work_dir: Path, shared: Path, limit: int | None, seed: int
 ) -> EvalDataset:
     """A dataset by built-in name or by path (.json SQuAD, .csv/folder SEC 10-Q, .jsonl generic)."""
     if spec == "gold":
         return load_jsonl(GOLD_SET, limit, seed, samples_dir=work_dir / "samples")
-    if spec == "safety":
+    if spec == "followups":
+        return load_followups(work_dir, shared, limit, seed)
+    if spec == "safety" or spec.startswith("safety:"):
+        # safety = two attacks of each kind (CI); safety:N = N of each kind; safety:all = all.
         from eval.safety import safety_dataset
 
-        return safety_dataset(work_dir / "safety")
+        return safety_dataset(work_dir / "safety", spec, limit)
     if spec == "squad" or spec.startswith("squad:"):
         # squad = a seeded slice of 12 articles; squad:N = N articles; squad:all = all 35.
         path = shared / "squad2-dev" / "dev-v2.0.json"
@@ -278,7 +357,9 @@ def load_dataset(
     if path.is_dir() and (path / "qna_data.csv").is_file():
         return load_sec10q(path, limit, seed)
     if not path.is_file():
-        raise DatasetError(f"{spec}: no such dataset (built-in: gold, squad, sec10q, safety)")
+        raise DatasetError(
+            f"{spec}: no such dataset (built-in: gold, squad, sec10q, safety, followups)"
+        )
     if path.suffix == ".json":
         return load_squad(path, work_dir, limit, seed)
     if path.suffix == ".csv":

@@ -70,6 +70,43 @@ def metrics_plot(report: dict[str, Any], dataset: str) -> str:
     return image
 
 
+def refusal_plot(report: dict[str, Any], dataset: str) -> str:
+    """The refusal trade-off: off-topic/unanswerable refused against answerable refused, one
+    curve per configuration over `refusal_threshold`, its configured threshold marked."""
+    configs = [c for c in report["configs"] if c["results"].get(dataset, {}).get("refusal_curve")]
+    if not configs:
+        return ""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for config in configs:
+        curve = config["results"][dataset]["refusal_curve"]
+        xs = [p["answerable_refused"] for p in curve]
+        ys = [p["unanswerable_refused"] for p in curve]
+        (line,) = ax.plot(xs, ys, marker=".", label=config["name"])
+        chosen = config["settings"].get("refusal_threshold")
+        if chosen is not None:
+            at = min(curve, key=lambda p: abs(p["threshold"] - chosen))
+            ax.plot([at["answerable_refused"]], [at["unanswerable_refused"]], "o", ms=9,
+                    mfc="none", color=line.get_color())  # fmt: skip
+            ax.annotate(f"threshold {chosen:g}", (at["answerable_refused"],
+                        at["unanswerable_refused"]), textcoords="offset points", xytext=(6, -12),
+                        fontsize="small")  # fmt: skip
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("answerable questions refused")
+    ax.set_ylabel("unanswerable questions refused")
+    ax.set_title(f"{dataset}: refusal trade-off over refusal_threshold")
+    ax.legend(loc="lower right", fontsize="small")
+    ax.grid(alpha=0.3)
+    image = _png(fig)
+    plt.close(fig)
+    return image
+
+
 def latency_plot(report: dict[str, Any]) -> str:
     import matplotlib
 
@@ -161,10 +198,14 @@ def datasets_table(report: dict[str, Any]) -> str:
 
 
 def write_html(report: dict[str, Any], failures: list[bool], path: Path) -> None:
+    from eval.safety_report import attack_html
+
     parts = ["<h2>Datasets</h2>", datasets_table(report)]
     for dataset in [d["name"] for d in report["datasets"]]:
         parts += [f"<h2>{html.escape(dataset)}</h2>", summary_table(report, dataset),
                   metrics_plot(report, dataset)]  # fmt: skip
+        parts.append(refusal_plot(report, dataset))
+    parts.append(attack_html(report))
     parts += ["<h2>Latency</h2>", latency_plot(report)]
     parts += [f"<h2>Questions ({sum(failures)} failures first)</h2>",
               question_table(report, failures)]  # fmt: skip

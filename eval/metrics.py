@@ -108,6 +108,13 @@ def citation_accuracy(cited_relevant: Sequence[bool]) -> float | None:
     return sum(cited_relevant) / len(cited_relevant)
 
 
+def has_unsupported_claim(unsupported_terms: Sequence[Sequence[str]]) -> float:
+    """1.0 when some sentence of a shown answer has a number or proper name that no retrieved
+    source contains (retrieval.claims), else 0.0. Its mean over answered questions is the
+    unsupported-claim rate."""
+    return float(any(terms for terms in unsupported_terms))
+
+
 @dataclass(frozen=True)
 class RefusalCounts:
     refused_unanswerable: int

@@ -11,6 +11,7 @@ from typing import Any
 
 from eval import metrics as m
 from eval.runner import QuestionResult
+from eval.safety_report import attack_breakdown, attack_markdown
 
 SCHEMA_VERSION = 1
 MEAN_METRICS = (
@@ -19,13 +20,22 @@ MEAN_METRICS = (
 )  # fmt: skip
 LATENCY_KEYS = ("retrieve_ms", "first_token_ms", "total_ms", "tokens_per_s")
 # Lower is better for these; every other metric is higher-is-better.
-LOWER_IS_BETTER = ("attack_success_rate",)
+LOWER_IS_BETTER = ("attack_success_rate", "unsupported_claim_rate")
+REFUSAL_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(21))
 
 
 def summarize(results: Sequence[QuestionResult], seed: int) -> dict[str, Any]:
     """Every metric with its 95% bootstrap interval and n, plus latency percentiles."""
     out: dict[str, Any] = {}
     for name in MEAN_METRICS:
+        out[name] = m.mean_estimate([r.scores.get(name) for r in results], seed).to_json()
+    # Answers (refusals left out) with a number or name that no retrieved source contains.
+    out["unsupported_claim_rate"] = m.mean_estimate(
+        [r.scores.get("unsupported_claim") for r in results], seed
+    ).to_json()
+    # Follow-up suites: retrieval per strategy, e.g. "hit@k[carry]" (eval.runner).
+    per_strategy = sorted({k for r in results for k in r.scores if k.endswith("]")})
+    for name in (n for n in per_strategy if n.startswith(("hit@k[", "mrr@10["))):
         out[name] = m.mean_estimate([r.scores.get(name) for r in results], seed).to_json()
     judged = sorted({k for r in results for k in r.judged})
     for name in judged:
@@ -52,6 +62,31 @@ def summarize(results: Sequence[QuestionResult], seed: int) -> dict[str, Any]:
             values = [r.scores["attack_success"] for r in attacks if r.item.attack == kind]
             out[f"attack_success_rate[{kind}]"] = m.mean_estimate(values, seed).to_json()
     return out
+
+
+def refusal_curve(results: Sequence[QuestionResult]) -> list[dict[str, float]] | None:
+    """The refusal trade-off over `refusal_threshold`: at each threshold, the share of
+    unanswerable and of answerable questions the refusal model refuses (from each answer's
+    P(answerable); nothing retrieved counts as 0). None unless the dataset has both kinds."""
+    scored = [
+        (float((r.answer.get("refusal") or {}).get("p_answerable", 0.0)), r.item.answerable)
+        for r in results
+        if r.item.attack is None
+    ]
+    answerable = [p for p, ok in scored if ok]
+    unanswerable = [p for p, ok in scored if not ok]
+    if not answerable or not unanswerable:
+        return None
+    verdicts = [r.answer["refusal"] for r in results if r.answer.get("refusal")]
+    configured = {float(v["threshold"]) for v in verdicts}
+    return [
+        {
+            "threshold": t,
+            "unanswerable_refused": round(sum(p < t for p in unanswerable) / len(unanswerable), 4),
+            "answerable_refused": round(sum(p < t for p in answerable) / len(answerable), 4),
+        }
+        for t in sorted(set(REFUSAL_THRESHOLDS) | configured)  # the configured one is marked
+    ]
 
 
 def latency(results: Sequence[QuestionResult]) -> dict[str, Any]:
@@ -102,8 +137,11 @@ def build_report(
                     "metrics": summarize(rows, seed),
                     "latency": latency(rows),
                 }
+                curve = refusal_curve(rows)
+                if curve:
+                    per_dataset[dataset["name"]]["refusal_curve"] = curve
         by_config.append({**config, "results": per_dataset})
-    return {
+    report = {
         "schema_version": SCHEMA_VERSION,
         "seed": seed,
         "limit": limit,
@@ -113,6 +151,10 @@ def build_report(
         "ingest_seconds": {k: round(v, 2) for k, v in ingest_seconds.items()},
         "questions": [r.to_json() for r in results],
     }
+    attacks = attack_breakdown(results, configs)  # only when a dataset carried attacks
+    if attacks:
+        report["attacks"] = attacks
+    return report
 
 
 def ragas_rows(results: Sequence[QuestionResult]) -> list[dict[str, Any]]:
@@ -193,11 +235,30 @@ def markdown(report: dict[str, Any]) -> str:
                     f"{lat['p50']:.0f} / {lat['p95']:.0f}" if lat.get("p50") is not None else "-"
                 )
             lines.append(f"| {key} p50 / p95 | " + " | ".join(cells) + " |")
+        lines += refusal_table(report, dataset)
+    lines += attack_markdown(report)
     lines += ["", "## Configurations", ""]
     for config in report["configs"]:
         lines.append(f"- **{config['name']}** ({config['file'] or 'defaults'}): "
                      + ", ".join(f"{k}={v}" for k, v in config["settings"].items()))  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def refusal_table(report: dict[str, Any], dataset: str) -> list[str]:
+    """Markdown rows of the refusal trade-off (every 0.1 of the threshold), if there is one."""
+    configs = [c for c in report["configs"] if c["results"].get(dataset, {}).get("refusal_curve")]
+    if not configs:
+        return []
+    header = " | ".join(c["name"] for c in configs)
+    lines = ["", "Refusal trade-off: unanswerable refused / answerable refused", "",
+             f"| refusal_threshold | {header} |", "|---" * (len(configs) + 1) + "|"]  # fmt: skip
+    # Configs may add different configured thresholds: align the curves by threshold.
+    curves = [{p["threshold"]: p for p in c["results"][dataset]["refusal_curve"]} for c in configs]
+    for t in REFUSAL_THRESHOLDS[::2]:  # every 0.1
+        cells = [f"{c[t]['unanswerable_refused']:.0%} / {c[t]['answerable_refused']:.0%}"
+                 if t in c else "-" for c in curves]  # fmt: skip
+        lines.append(f"| {t:.1f} | " + " | ".join(cells) + " |")
+    return lines
 
 
 # --- regression gate --------------------------------------------------------------------------

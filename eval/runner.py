@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,10 +14,11 @@ from typing import Any
 from eval import metrics as m
 from eval.datasets import EvalDataset, EvalItem
 from eval.judge import Judge, judged_faithfulness, judged_relevancy
-from eval.safety import attack_succeeded
+from eval.safety import attack_succeeded, leaks_prompt
 from folio.settings import Settings
 from folio.store import ChromaStore
 from retrieval.chain import Answer, AnswerChain
+from retrieval.followups import STRATEGIES, PastTurn
 from retrieval.grounding import grounding, sentences
 from retrieval.search import QueryToChunks, SearchHit, SearchOptions
 
@@ -39,8 +40,13 @@ class EvalConfig:
             "k",
             "fusion_dense_weight",
             "fusion_bm25_weight",
+            "fusion",
+            "fusion_convex_dense",
+            "fusion_candidates",
+            "document_stage",
             "mmr_lambda",
             "neighbors",
+            "followup_retrieval",
             "prompt",
             "answer_mode",
             "refusal_threshold",
@@ -76,6 +82,7 @@ class QuestionResult:
             "dataset": self.dataset,
             "id": self.item.id,
             "question": self.item.question,
+            "history": list(self.item.history),
             "gold_answers": list(self.item.answers),
             "gold_evidence": [e.to_json() for e in self.item.evidence],
             "answerable": self.item.answerable,
@@ -102,11 +109,43 @@ def is_relevant(hit: SearchHit, item: EvalItem, relevance: str) -> tuple[bool, l
     return any(per_evidence), per_evidence
 
 
+def past_history(
+    chain: AnswerChain, questions: Sequence[str], strategy: str | None = None
+) -> list[PastTurn]:
+    """Earlier questions turned into the standalone forms the chain would have given them."""
+    past: list[PastTurn] = []
+    for question in questions:
+        standalone, _ = chain.followup_queries(question, past, strategy)
+        past.append(PastTurn(question, standalone))
+    return past
+
+
+def followup_retrieval(
+    chain: AnswerChain, item: EvalItem, relevance: str, options: SearchOptions
+) -> dict[str, tuple[list[SearchHit], dict[str, float | None]]]:
+    """Per follow-up strategy: the ranked chunks and their hit@k and MRR@10."""
+    out = {}
+    k = chain.settings.k
+    for strategy in STRATEGIES:
+        past = past_history(chain, item.history, strategy)
+        _, queries = chain.followup_queries(item.question, past, strategy)
+        ranked = chain.retrieve(queries, options)
+        relevant = [is_relevant(hit, item, relevance)[0] for hit in ranked]
+        scores = {
+            "hit@k": m.hit_at_k(relevant, k, True),
+            "mrr@10": m.mrr_at_k(relevant, RANKED_DEPTH, True),
+        }
+        out[strategy] = (ranked, scores)
+    return out
+
+
 def collection_key(dataset: EvalDataset, settings: Settings) -> str:
     """One collection per dataset documents and chunking: generation-only configs share it."""
+    from ingest.chunking import chunker_fingerprint  # its version: new extraction, new index
+
     ident = json.dumps(
         [dataset.name, sorted(str(d) for d in dataset.documents), settings.embedding_model,
-         settings.chunk_size, settings.chunk_overlap]
+         chunker_fingerprint(settings.chunk_size, settings.chunk_overlap)]
     )  # fmt: skip
     digest = hashlib.sha256(ident.encode()).hexdigest()[:10]
     return f"eval-{dataset.name[:30].lower().replace('_', '-')}-{digest}"
@@ -169,14 +208,17 @@ class EvalRunner:
         chain: AnswerChain,
     ) -> QuestionResult:
         settings = chain.settings
-        ranked = retriever.search(
-            item.question, SearchOptions.from_settings(settings, k=max(RANKED_DEPTH, settings.k))
-        )
+        depth = SearchOptions.from_settings(settings, k=max(RANKED_DEPTH, settings.k))
+        if item.history:  # a follow-up: retrieved as the configured strategy would
+            followup = followup_retrieval(chain, item, dataset.relevance, depth)
+            ranked = followup.pop(settings.followup_retrieval)[0]
+        else:
+            ranked = retriever.search(item.question, depth)
         flags = [is_relevant(hit, item, dataset.relevance) for hit in ranked]
         relevant = [f for f, _ in flags]
         top_k = flags[: settings.k]
         has_gold = bool(item.evidence)
-        *_, answer = chain.stream(item.question)
+        *_, answer = chain.stream(item.question, past_history(chain, item.history))
         assert isinstance(answer, Answer)
         # The shown answer without its [n] markers (they are scored as citations).
         text = re.sub(r"\s*\[\d+\]", "", answer.answer).strip() if not answer.refused else ""
@@ -195,9 +237,16 @@ class EvalRunner:
             "citation_accuracy": m.citation_accuracy(cited) if has_gold else None,
             "answer_relevancy": None,
             "faithfulness": None,
-            "attack_success": float(attack_succeeded(answer.answer, item.payload))
+            "attack_success": float(attack_succeeded(answer.answer, item.payload, item.attack))
             if item.payload else None,
+            # Any attack: our prompt text, delimiters or template tokens in the shown answer.
+            "prompt_leak": float(leaks_prompt(answer.answer)) if item.payload else None,
         }  # fmt: skip
+        if item.history:  # hit rate of every follow-up strategy, the configured one included
+            for strategy, (_, strategy_scores) in followup.items():
+                scores.update({f"{k}[{strategy}]": v for k, v in strategy_scores.items()})
+            scores[f"hit@k[{settings.followup_retrieval}]"] = scores["hit@k"]
+            scores[f"mrr@10[{settings.followup_retrieval}]"] = scores["mrr@10"]
         if not answer.refused:
             vectors = chain.embed([item.question, text])
             scores["answer_relevancy"] = m.cosine(vectors[0], vectors[1])
@@ -206,6 +255,9 @@ class EvalRunner:
             )
             if per_sentence:
                 scores["faithfulness"] = sum(s.supported for s in per_sentence) / len(per_sentence)
+            scores["unsupported_claim"] = m.has_unsupported_claim(
+                [s.unsupported_terms for s in per_sentence]
+            )
         judged = self._judge(item, answer, text, chain) if self.judge else {}
         return QuestionResult(
             config=config_name,

@@ -31,8 +31,9 @@ def eval_command(
         typer.Option(
             "--dataset",
             "-d",
-            help="gold, squad, sec10q, safety, or a .json (SQuAD), "
-            ".csv (SEC 10-Q) or .jsonl file. Default: all that are present.",
+            help="gold, squad, sec10q, safety, followups, or a .json (SQuAD), "
+            ".csv (SEC 10-Q) or .jsonl file. Default: all that are present. safety runs two "
+            "attacks of each kind; safety:N, N of each kind; safety:all, the whole suite.",
         ),
     ] = None,
     config: Annotated[

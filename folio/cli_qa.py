@@ -33,6 +33,10 @@ TemperatureOption = Annotated[float | None, typer.Option("--temperature", min=0,
 AnswerModeOption = Annotated[
     str | None, typer.Option("--answer-mode", help="quote, generate or quote+generate.")
 ]
+ChatOption = Annotated[
+    str | None,
+    typer.Option("--chat", help="Conversation id (letters, digits, - and _; created when new)."),
+]
 
 
 def read_batch(path: Path) -> Iterator[str]:
@@ -61,8 +65,36 @@ def _open(settings: Any) -> tuple[Any, Any]:
     return AnswerChain(settings, retriever), retriever
 
 
+def _chat_store(settings: Any, chat: str | None) -> Any:
+    """The collection's conversation store when a valid --chat id is given (else exit 2)."""
+    from folio.conversations import ChatIdError, ConversationStore, check_chat_id
+
+    if chat is None:
+        return None
+    try:
+        check_chat_id(chat)
+    except ChatIdError as exc:
+        fail(str(exc), 2)
+    return ConversationStore(settings.data_dir, settings.collection)
+
+
+def _history(store: Any, chat: str) -> list[Any]:
+    """Earlier turns as retrieval uses them: questions and standalone questions, no answers."""
+    from retrieval.followups import PastTurn
+
+    conversation = store.get(chat)
+    turns = conversation.turns if conversation else []
+    return [PastTurn(t.question, t.standalone_question) for t in turns]
+
+
 def _where(source: str, page: int | None) -> str:
     return source.rsplit("/", 1)[-1] + (f", page {page}" if page else "")
+
+
+def _flagged(sentence: Any) -> str:
+    """An unsupported sentence, with the numbers and names that no source contains."""
+    terms = sentence.unsupported_terms
+    return sentence.sentence + (f" (not in the sources: {', '.join(terms)})" if terms else "")
 
 
 def print_answer(events: Iterator[Any], stream: bool) -> Any:
@@ -79,7 +111,10 @@ def print_answer(events: Iterator[Any], stream: bool) -> Any:
             typer.echo(event.text, nl=False)
     assert result is not None
     if streamed.strip() and result.answer != result.generated:
-        typer.echo("\n(the generated text is not supported well enough by the sources)")
+        typer.echo(
+            "\n(that draft is not the answer: parts of it were unsupported by the sources or"
+            " prompt text; the checked answer is:)"
+        )
     if not streamed.strip() or result.answer != result.generated:
         typer.echo(result.answer)
     else:
@@ -94,7 +129,7 @@ def print_answer(events: Iterator[Any], stream: bool) -> Any:
     unsupported = [s for s in result.sentences if not s.supported]
     if result.generated and not result.refused:
         typer.echo(f"\nSupport {result.support:.2f}" + (
-            f"; unsupported: {' | '.join(s.sentence for s in unsupported)}" if unsupported else ""
+            f"; unsupported: {' | '.join(_flagged(s) for s in unsupported)}" if unsupported else ""
         ))  # fmt: skip
     return result
 
@@ -110,10 +145,13 @@ def ask(
     mode: ModeOption = None,
     source: SourceOption = None,
     batch: BatchOption = None,
+    chat: ChatOption = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
 ) -> None:
-    """Answer a question from your documents, with page citations (streams as it generates)."""
+    """Answer a question from your documents, with page citations (streams as it generates).
+    With --chat ID the answer continues (and is saved in) conversation ID."""
+    from retrieval.followups import PastTurn
     from retrieval.search import SearchOptions
 
     if (question is None) == (batch is None):
@@ -124,16 +162,25 @@ def ask(
     )  # fmt: skip
     options = SearchOptions.from_settings(settings, source_glob=source)
     questions = [question] if question is not None else list(read_batch(batch))  # type: ignore[arg-type]
+    store = _chat_store(settings, chat)
     with user_errors():
+        history = _history(store, chat) if store and chat is not None else []
         chain, retriever = _open(settings)
         try:
             for text in questions:
-                events = chain.stream(text, options=options)
+                events = chain.stream(text, history, options=options)
                 if as_json:
                     *_, result = events
-                    emit_json(result.to_json())
                 else:
-                    print_answer(events, stream=True)
+                    result = print_answer(events, stream=True)
+                if store and chat is not None:
+                    result.chat = chat
+                    turn = store.append(chat, result)
+                    history.append(PastTurn(result.question, result.standalone_question))
+                    if not as_json:
+                        typer.echo(f"\n(chat {chat}, turn {turn.n})")
+                if as_json:
+                    emit_json(result.to_json())
         finally:
             retriever.close()
 
@@ -143,12 +190,32 @@ def chat(
     collection: CollectionOption = None,
     k: KOption = None,
     prompt: PromptOption = None,
+    chat: ChatOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """An interactive chat: follow-up questions use the conversation so far. Ctrl-D to leave."""
+    """An interactive, saved chat: follow-ups use the conversation so far. Ctrl-D to leave.
+    --chat ID resumes conversation ID (or starts it); without it a new id is made and printed."""
+    from folio.conversations import new_chat_id
+    from retrieval.followups import PastTurn
+
     settings = settings_from(config, collection=collection, k=k, prompt=prompt)
-    history: list[tuple[str, str]] = []
+    chat_id = new_chat_id() if chat is None else chat
+    store = _chat_store(settings, chat_id)
     with user_errors():
+        conversation = store.get(chat_id)
+        if conversation and conversation.turns:
+            last = conversation.turns[-1]
+            typer.echo(
+                f"Resuming chat {chat_id} in '{settings.collection}': "
+                f"{len(conversation.turns)} turn(s), last asked {last.created_at}: "
+                f'"{_short(last.question)}"'
+            )
+        else:
+            typer.echo(
+                f"Chat {chat_id} in '{settings.collection}' (resume it with "
+                f"`folio chat --chat {chat_id}`)"
+            )
+        history = _history(store, chat_id)
         chain, retriever = _open(settings)
         try:
             while True:
@@ -160,6 +227,39 @@ def chat(
                     break
                 if question:
                     result = print_answer(chain.stream(question, history), stream=True)
-                    history.append((question, result.answer))
+                    result.chat = chat_id
+                    store.append(chat_id, result)
+                    history.append(PastTurn(result.question, result.standalone_question))
         finally:
             retriever.close()
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@app.command()
+def chats(
+    collection: CollectionOption = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Saved conversations, most recent first: of every collection unless --collection."""
+    from folio.conversations import list_conversations
+    from folio.settings import check_collection_name
+
+    settings = settings_from(config)
+    if collection is not None:
+        try:
+            check_collection_name(collection)
+        except ValueError as exc:
+            fail(f"--collection: {exc}", 2)
+    found = list_conversations(settings.data_dir, collection)
+    if as_json:
+        emit_json({"chats": [c.summary() for c in found]})
+        return
+    if not found:
+        typer.echo("No saved chats" + (f" in '{collection}'." if collection else "."))
+    for c in found:
+        typer.echo(f"{c.id}  [{c.collection}]  {c.turn_count} turn(s), {c.updated_at}  {c.title}")

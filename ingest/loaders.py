@@ -7,12 +7,16 @@ import re
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 from ingest.documents import ExtractedDocument, IngestError, Section
+from ingest.tables import is_number as _is_number
+from ingest.tables import layout_to_text, render_table
 
 SECTION_SEPARATOR = "\n\n"
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _MD_FENCE = re.compile(r"^\s*(```|~~~)")
+_MD_DELIMITER = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")
 
@@ -92,13 +96,45 @@ def read_text_file(path: Path) -> str:
 def markdown_to_document(path: Path) -> ExtractedDocument:
     blocks: list[Block] = []
     in_fence = False
-    for line in read_text_file(path).splitlines():
+    lines = read_text_file(path).splitlines()
+    at = 0
+    while at < len(lines):
+        line = lines[at]
         if _MD_FENCE.match(line):
             in_fence = not in_fence
+        table = None if in_fence else markdown_table(lines, at)
+        if table is not None:
+            text, at = table
+            blocks.append((None, text))
+            continue
         match = None if in_fence else _MD_HEADING.match(line)
         blocks.append((len(match.group(1)), match.group(2)) if match else (None, line))
+        at += 1
     sections, h1 = sections_from_blocks(blocks)
     return ExtractedDocument(title=h1 or path.stem, sections=sections)
+
+
+def _pipe_cells(line: str) -> list[str]:
+    body = line.strip()
+    body = body[1:] if body.startswith("|") else body
+    body = body[:-1] if body.endswith("|") and not body.endswith("\\|") else body
+    return [cell.strip().replace("\\|", "/") for cell in re.split(r"(?<!\\)\|", body)]
+
+
+def markdown_table(lines: list[str], at: int) -> tuple[str, int] | None:
+    """A pipe table starting at line `at` (header row, then a `---|---` delimiter row) in our
+    table text, and the line after it; None when no table starts there."""
+    if at + 1 >= len(lines) or "|" not in lines[at] or "|" not in lines[at + 1]:
+        return None
+    if not _MD_DELIMITER.match(lines[at + 1]):
+        return None
+    header = _pipe_cells(lines[at])
+    rows: list[list[str]] = []
+    end = at + 2
+    while end < len(lines) and "|" in lines[end] and lines[end].strip():
+        rows.append(_pipe_cells(lines[end]))
+        end += 1
+    return render_table([header], rows), end
 
 
 def text_to_document(path: Path) -> ExtractedDocument:
@@ -132,6 +168,10 @@ def html_to_document(path: Path) -> ExtractedDocument:
         tag.decompose()
     for tag in soup.find_all(hidden=True):
         tag.decompose()
+    # Tables first: their rows become our table text, kept line by line below.
+    for table in reversed(soup.find_all("table")):
+        if table.find_parent("table") is None:
+            table.replace_with(f"\n\x03{html_table(table)}\n")
     blocks: list[Block] = []
     # Headings become heading blocks; the text between them is body text.
     for tag in soup.find_all(list(_HTML_HEADINGS)):
@@ -145,6 +185,9 @@ def html_to_document(path: Path) -> ExtractedDocument:
         line = " ".join(raw_line.split())
         if not line:
             continue
+        if line.startswith("\x03"):
+            blocks.append((None, line[1:].replace("\x04", "\n")))
+            continue
         if line.startswith("\x01") and "\x02" in line:
             level, text = line[1:].split("\x02", 1)
             blocks.append((int(level), text))
@@ -152,6 +195,34 @@ def html_to_document(path: Path) -> ExtractedDocument:
             blocks.append((None, line))
     sections, h1 = sections_from_blocks(blocks)
     return ExtractedDocument(title=title or h1 or path.stem, sections=sections)
+
+
+def html_table(table: Any) -> str:
+    """A <table>'s text: <thead> rows and leading all-<th> rows are the header; colspan repeats a
+    cell; a <caption> goes on the line above. Newlines are \\x04 until the lines are split."""
+    grid: list[tuple[bool, list[str]]] = []
+    for tr in table.find_all("tr"):
+        if tr.find_parent("table") is not table:
+            continue
+        cells: list[str] = []
+        all_th = True
+        for cell in tr.find_all(["td", "th"], recursive=False):
+            all_th = all_th and cell.name == "th"
+            span = int(cell.get("colspan", 1) or 1) if str(cell.get("colspan", 1)).isdigit() else 1
+            cells.extend([cell.get_text(" ", strip=True)] * max(1, min(span, 50)))
+        if cells:
+            in_head = tr.find_parent("thead") is not None
+            grid.append((in_head or all_th, cells))
+    heads = 0
+    while heads < len(grid) and grid[heads][0]:
+        heads += 1
+    if heads == 0 and len(grid) > 1 and not any(_is_number(c) for c in grid[0][1]):
+        heads = 1  # an unmarked first row of labels reads as the header
+    caption = table.find("caption")
+    text = render_table([c for _, c in grid[:heads]], [c for _, c in grid[heads:]])
+    if caption is not None and caption.get_text(strip=True):
+        text = " ".join(caption.get_text(" ").split()) + "\n" + text
+    return text.replace("\n", "\x04")
 
 
 def docx_to_document(path: Path) -> ExtractedDocument:
@@ -164,8 +235,19 @@ def docx_to_document(path: Path) -> ExtractedDocument:
         document = docx.Document(str(path))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise IngestError(f"not a readable DOCX file ({_short(exc)})") from None
+    from docx.table import Table
+
     blocks: list[Block] = []
-    for paragraph in document.paragraphs:
+    # In document order: a table stays under the heading and after the text that introduces it.
+    for item in document.iter_inner_content():
+        if isinstance(item, Table):
+            rows = [[cell.text.strip() for cell in row.cells] for row in item.rows]
+            rows = [row for row in rows if any(row)]
+            if rows:
+                header = rows[:1] if len(rows) > 1 else []
+                blocks.append((None, render_table(header, rows[len(header) :])))
+            continue
+        paragraph = item
         style = (paragraph.style.name if paragraph.style is not None else "") or ""
         text = paragraph.text.strip()
         if not text:
@@ -177,11 +259,6 @@ def docx_to_document(path: Path) -> ExtractedDocument:
             blocks.append((int(match.group(1)), text))
         else:
             blocks.append((None, text))
-    for table in document.tables:
-        for row in table.rows:
-            cells = [cell.text.strip() for cell in row.cells]
-            if any(cells):
-                blocks.append((None, " | ".join(cells)))
     sections, h1 = sections_from_blocks(blocks)
     title = (document.core_properties.title or "").strip() or h1 or path.stem
     return ExtractedDocument(title=title, sections=sections)
@@ -226,7 +303,7 @@ def _read_pdf(path: Path) -> ExtractedDocument:
                 ) from None
             if opened == PasswordType.NOT_DECRYPTED:
                 raise IngestError("encrypted with a password; remove the password and ingest again")
-        pages = [_clean(page.extract_text() or "") for page in reader.pages]
+        pages = [_page_text(page) for page in reader.pages]
         metadata_title = (reader.metadata.title or "") if reader.metadata else ""
     except IngestError:
         raise
@@ -239,6 +316,19 @@ def _read_pdf(path: Path) -> ExtractedDocument:
     sections = _assemble((text, number, None) for number, text in enumerate(pages, start=1))
     title = str(metadata_title).strip() or path.stem
     return ExtractedDocument(title=title, sections=sections, pages=len(pages))
+
+
+def _page_text(page: Any) -> str:
+    """Layout mode keeps each table row on one line (label and values) under its column
+    headers; `layout_to_text` turns those into table rows and single-spaces the prose."""
+    try:
+        layout = page.extract_text(extraction_mode="layout")
+    except Exception:  # layout mode fails on some damaged pages where plain mode copes
+        layout = None
+    text = _clean(layout_to_text(layout)) if layout else ""
+    # Layout mode returns nothing for some pages that plain mode reads (the cover pages of 12 of
+    # the 20 SEC filings): never lose a page's text to the table-preserving mode.
+    return text or _clean(page.extract_text() or "")
 
 
 LOADERS: dict[str, Callable[[Path], ExtractedDocument]] = {

@@ -34,6 +34,11 @@ def _stemmer() -> Any:
     return Stemmer.Stemmer("english")
 
 
+def stem(words: list[str]) -> list[str]:
+    """The English stems BM25 indexes, for matching words outside the index."""
+    return [str(w) for w in _stemmer().stemWords(words)]
+
+
 def tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
 
@@ -126,6 +131,35 @@ class SparseIndex:
             for d, s in zip(documents[0], scores[0], strict=True)
             if s > 0
         ]
+
+    def document_frequencies(self, tokens: list[str]) -> tuple[int, list[int]]:
+        """The number of indexed chunks, and how many of them hold each (tokenized) term."""
+        if self._retriever is None:
+            return 0, [0] * len(tokens)
+        vocab = self._retriever.vocab_dict
+        indptr = self._retriever.scores["indptr"]  # one column of the score matrix per term
+        frequencies = [
+            int(indptr[vocab[t] + 1] - indptr[vocab[t]]) if t in vocab else 0 for t in tokens
+        ]
+        return int(self._retriever.scores["num_docs"]), frequencies
+
+    def chunks_with(self, term: str) -> list[str]:
+        """The ids of the chunks that hold a (stemmed) term."""
+        if self._retriever is None or term not in self._retriever.vocab_dict:
+            return []
+        matrix, column = self._retriever.scores, self._retriever.vocab_dict[term]
+        rows = matrix["indices"][matrix["indptr"][column] : matrix["indptr"][column + 1]]
+        return [self.ids[int(row)] for row in rows]
+
+    def scores(self, query: str) -> dict[str, float]:
+        """Every chunk's BM25 score for the query (zeros left out), for score-level fusion."""
+        if self._retriever is None or not query.strip():
+            return {}
+        tokens = [t for t in tokenize([query])[0] if t in self._retriever.vocab_dict]
+        if not tokens:
+            return {}
+        values = self._retriever.get_scores(tokens)
+        return {self.ids[i]: float(v) for i, v in enumerate(values) if v > 0}
 
 
 @functools.lru_cache(maxsize=8)

@@ -7,6 +7,7 @@ check are our own code, so answer quality never depends on the model being smart
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -15,17 +16,28 @@ from folio.llm import LocalLLM, load_llm
 from folio.models import load_embedding_model
 from folio.settings import Settings
 from prompts import PromptSpec, load_prompt
+from retrieval.followups import (
+    PastTurn,
+    carry_subject,
+    keeps_subject,
+    past_turns,
+    refers_back,
+)
 from retrieval.grounding import (
     Citation,
     Quote,
     SentenceSupport,
-    best_quote,
-    grounding,
+    answer_sentences,
+    check_sentences,
+    clean_source,
     neutralise,
     parse_citations,
     says_it_cannot_answer,
 )
+from retrieval.injection import strip_scaffolding
+from retrieval.refusal import Assessment, assess
 from retrieval.search import QueryToChunks, SearchHit, SearchOptions, rrf
+from retrieval.tables import answer_quote
 
 NOT_FOUND = "Not found in your documents."
 
@@ -46,6 +58,9 @@ class Answer:
     timings: dict[str, float | int | None]
     generated: str = ""  # the model's own text, shown beside the quote when supported
     sentences: list[SentenceSupport] = field(default_factory=list)
+    chat: str | None = None  # the saved conversation this answer belongs to, if any
+    answer_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # feedback refers to it
+    refusal: Assessment | None = None  # the refusal model's verdict (None: nothing retrieved)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +79,10 @@ class Answer:
             "prompt": self.prompt.to_json(),
             "model": self.model,
             "timings": self.timings,
+            "sentences": [s.to_json() for s in self.sentences],
+            "chat": self.chat,
+            "answer_id": self.answer_id,
+            "refusal": self.refusal.to_json() if self.refusal else None,
         }
 
 
@@ -76,11 +95,12 @@ Turn = tuple[str, str]  # (user question, answer)
 
 
 def format_context(hits: Sequence[SearchHit]) -> str:
-    """Numbered, delimited, declared-as-data sources; template tokens inside them defused."""
+    """Numbered, delimited, declared-as-data sources; sentences that address the assistant
+    (injected instructions) left out, template tokens inside them defused."""
     blocks = []
     for n, hit in enumerate(hits, start=1):
         where = hit.source.rsplit("/", 1)[-1] + (f", page {hit.page}" if hit.page else "")
-        body = neutralise(hit.context or hit.text)
+        body = neutralise(clean_source(hit.context or hit.text))
         blocks.append(f"<<<SOURCE {n}: {neutralise(where)}>>>\n{body}\n<<<END SOURCE {n}>>>")
     return "\n\n".join(blocks)
 
@@ -94,6 +114,8 @@ class AnswerChain:
         self._llm: LocalLLM | None = None
         # Per answer: the quote and the grounding check embed the same retrieved sentences.
         self._vectors: dict[str, list[float]] = {}
+        # LLM rewrites of follow-ups, per (question, previous standalone question).
+        self._rewrites: dict[tuple[str, tuple[str, ...]], str] = {}
 
     @property
     def llm(self) -> LocalLLM:
@@ -110,16 +132,46 @@ class AnswerChain:
         return [self._vectors[t] for t in texts]
 
     # --- steps --------------------------------------------------------------------------------
-    def condense(self, question: str, history: Sequence[Turn]) -> str:
-        if not history:
-            return question
+    def condense(self, question: str, history: Sequence[Turn | PastTurn]) -> str:
+        """The standalone question: the question itself unless it refers back to the history."""
+        return self.followup_queries(question, history)[0]
+
+    def followup_queries(
+        self, question: str, history: Sequence[Turn | PastTurn], strategy: str | None = None
+    ) -> tuple[str, list[str]]:
+        """(standalone question, retrieval queries) for `followup_retrieval` (or `strategy`).
+
+        Earlier answers are never used: only earlier questions and their standalone forms."""
+        past = past_turns(history)
+        strategy = strategy or self.settings.followup_retrieval
+        if not past or strategy == "bare" or not refers_back(question):
+            return question, [question]
+        previous = past[-1].standalone
+        carried = carry_subject(question, previous)
+        if strategy == "carry":
+            return carried, [carried]
+        rewritten = self.rewrite(question, past)
+        if strategy == "rewrite":
+            return rewritten, [rewritten]
+        if strategy == "fusion":  # the rewrite fused with "previous question + this one"
+            return rewritten, [rewritten, f"{past[-1].question} {question}"]
+        # carry+rewrite: a rewrite that lost the subject is not used at all.
+        if rewritten == question or not keeps_subject(rewritten, question, previous):
+            return carried, [carried]
+        return rewritten, [rewritten, carried]
+
+    def rewrite(self, question: str, past: Sequence[PastTurn]) -> str:
+        """The LLM's standalone rewrite of a follow-up (the question itself when it fails)."""
+        key = (question, tuple(p.standalone for p in past[-1:]))
+        if key in self._rewrites:
+            return self._rewrites[key]
         from langchain_core.output_parsers import StrOutputParser
         from langchain_core.runnables import RunnableLambda
 
         spec = load_prompt("condense-question")
-        lines = [f"User: {q}\nAssistant: {a}" for q, a in history[-3:]]
+        previous = " ".join(past[-1].standalone.split())
         chain = (
-            RunnableLambda(lambda q: spec.render(history="\n".join(lines), question=q))
+            RunnableLambda(lambda q: spec.render(history=previous, question=q))
             | self.llm.runnable.bind(stop=list(spec.stop), max_tokens=64, temperature=0.0)
             | StrOutputParser()
         )
@@ -127,23 +179,21 @@ class AnswerChain:
             rewritten = " ".join(chain.invoke(question).split())
         # A tiny model may return nothing useful: fall back to the question itself.
         if not rewritten or len(rewritten) > 3 * len(question) + 120:
-            return question
+            rewritten = question
+        self._rewrites[key] = rewritten
         return rewritten
 
-    def retrieve(
-        self, question: str, standalone: str, history: Sequence[Turn], options: SearchOptions
-    ) -> list[SearchHit]:
-        if not history:
-            return self.retriever.search(question, options)
-        # Follow-ups: fuse the rewritten question with the previous question + this one, so a
-        # poor rewrite by a small model cannot lose the subject.
+    def retrieve(self, queries: Sequence[str], options: SearchOptions) -> list[SearchHit]:
+        """One query searched as it is; several fused by reciprocal rank fusion."""
+        if len(queries) == 1:
+            return self.retriever.search(queries[0], options)
         wide = replace(options, k=options.k * 2)
-        lists = [
-            self.retriever.search(standalone, wide),
-            self.retriever.search(f"{history[-1][0]} {question}", wide),
-        ]
+        lists = [self.retriever.search(query, wide) for query in queries]
         fused = rrf([([h.chunk_id for h in hits], 1.0) for hits in lists])
-        by_id = {h.chunk_id: h for hits in lists for h in hits}
+        by_id: dict[str, SearchHit] = {}
+        for hits in lists:  # the first query's hit (and its similarity) wins for shared chunks
+            for hit in hits:
+                by_id.setdefault(hit.chunk_id, hit)
         ranked = sorted(fused, key=lambda c: -fused[c])[: options.k]
         return [replace(by_id[c], rank=n) for n, c in enumerate(ranked, start=1)]
 
@@ -183,7 +233,7 @@ class AnswerChain:
     def stream(
         self,
         question: str,
-        history: Sequence[Turn] = (),
+        history: Sequence[Turn | PastTurn] = (),
         options: SearchOptions | None = None,
         **sampling: Any,
     ) -> Iterator[Token | Answer]:
@@ -203,8 +253,9 @@ class AnswerChain:
             "seed": settings.seed,
         }
         params.update({k: v for k, v in sampling.items() if v is not None})
-        standalone = self.condense(question, history)
-        hits = self.retrieve(question, standalone, history, options)
+        # Earlier turns shape only the retrieval query; the prompt sees the standalone question.
+        standalone, queries = self.followup_queries(question, history)
+        hits = self.retrieve(queries, options)
         retrieve_ms = (time.perf_counter() - started) * 1000
         answer = Answer(
             question=question,
@@ -221,8 +272,13 @@ class AnswerChain:
             timings={"retrieve_ms": round(retrieve_ms, 1), "first_token_ms": None,
                      "total_ms": None, "completion_tokens": 0, "tokens_per_s": None},
         )  # fmt: skip
-        # Refusal: nothing relevant enough, so the model is not even asked.
-        if not hits or max(h.score for h in hits) < settings.refusal_threshold:
+        # Refusal: the collection cannot answer, so the model is not even asked. A follow-up is
+        # judged by the most answerable of its retrieval queries.
+        if hits:
+            threshold = settings.refusal_threshold
+            verdicts = [assess(self.retriever, q, hits, threshold) for q in queries]
+            answer.refusal = max(verdicts, key=lambda v: v.p_answerable)
+        if answer.refusal is None or answer.refusal.refused:
             answer.timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
             yield answer
             return
@@ -231,7 +287,7 @@ class AnswerChain:
             yield from self._generate(answer, spec, standalone, hits, params, started)
             answer.model = self._model_info()
         # The quote comes from the sources the answer lists (after fitting the context window).
-        answer.quote = best_quote(standalone, answer.sources, self.embed)
+        answer.quote = answer_quote(standalone, answer.sources, self.embed)
         self._finish(answer, mode)
         answer.timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
         yield answer
@@ -280,28 +336,52 @@ class AnswerChain:
         )
 
     def _finish(self, answer: Answer, mode: str) -> None:
-        """Citations, grounding, refusal by the model, and which text becomes the answer."""
+        """Citations, grounding, refusal by the model, and which text becomes the answer.
+
+        Every generated sentence is checked (similarity, numbers and names, injected text). In
+        `generate` unsupported sentences are flagged; in `quote+generate` they are dropped, and
+        when none is left the quote is the answer. Prompt scaffolding is never shown."""
         quote = answer.quote
         quoted = f"{quote.text} [{quote.hit.rank}]" if quote else NOT_FOUND
+        quote_citations = [Citation(quote.hit.rank, quote.hit)] if quote else []
+        quote_sentences = (
+            [SentenceSupport(quote.text, 1.0, True, quote.text, quote.hit.chunk_id, [],
+                             quote.hit.rank, quoted)]
+            if quote else []
+        )  # fmt: skip
         if mode == "quote":
-            answer.answer = quoted
-            answer.citations = [Citation(quote.hit.rank, quote.hit)] if quote else []
+            answer.answer, answer.citations = quoted, quote_citations
             answer.support = 1.0 if quote else 0.0
+            answer.sentences = quote_sentences
             return
+        spec = answer.prompt
+        raw = answer.generated
+        answer.generated = strip_scaffolding(raw, f"{spec.system}\n{spec.template}")
         generated, citations = parse_citations(answer.generated, answer.sources)
         if says_it_cannot_answer(generated):
+            if mode == "quote+generate" and quote and raw.strip() and not generated.strip():
+                # The model wrote nothing but prompt scaffolding: the quote is the answer.
+                answer.answer, answer.citations = quoted, quote_citations
+                answer.sentences = quote_sentences
+                return
             answer.refused, answer.answer, answer.support = True, NOT_FOUND, 0.0
             return
-        support, per_sentence = grounding(
-            generated, answer.sources, self.embed, self.settings.support_threshold
-        )
-        answer.support, answer.sentences = support, per_sentence
-        passes = support >= self.settings.support_threshold
-        if mode == "generate" or passes:
-            answer.answer = generated
-            answer.citations = citations or (
-                [Citation(quote.hit.rank, quote.hit)] if quote and passes else []
-            )
-        else:  # quote+generate with an unsupported generation: the quote is the answer
-            answer.answer = quoted
-            answer.citations = [Citation(quote.hit.rank, quote.hit)] if quote else []
+        claims = answer_sentences(generated)
+        threshold = self.settings.support_threshold
+        per_sentence = check_sentences(claims, answer.sources, self.embed, threshold)
+        support = sum(s.support for s in per_sentence) / len(per_sentence) if per_sentence else 0.0
+        answer.support = support
+        by_source = sorted({s.source for s in per_sentence if s.supported and s.source})
+        supported_citations = [Citation(n, answer.sources[n - 1]) for n in by_source]
+        if mode == "generate":
+            answer.answer, answer.sentences = generated, per_sentence
+            answer.citations = citations or (supported_citations if support >= threshold else [])
+            return
+        kept = [s for s in per_sentence if s.supported]
+        if not kept:  # quote+generate and nothing the sources support: the quote is the answer
+            answer.answer, answer.citations = quoted, quote_citations
+            answer.sentences = quote_sentences
+            return
+        shown, citations = parse_citations(" ".join(s.text for s in kept), answer.sources)
+        answer.answer, answer.sentences = shown, kept
+        answer.citations = citations or supported_citations

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from retrieval.bm25 import tokenize
+from retrieval.claims import Evidence, unsupported_terms
+from retrieval.injection import addresses_assistant, has_scaffolding, redact_instructions
 from retrieval.search import SearchHit
 
 Embed = Callable[[list[str]], list[list[float]]]
@@ -126,8 +129,14 @@ class Quote:
 
 def best_quote(question: str, hits: list[SearchHit], embed: Embed) -> Quote | None:
     """The retrieved sentence that best answers the question: embedding similarity plus
-    IDF-weighted overlap of the question's (stemmed) terms."""
-    candidates = [(hit, s) for hit in hits for s in sentences(hit.text) if len(s) >= 12]
+    IDF-weighted overlap of the question's (stemmed) terms. A sentence that addresses the
+    assistant (an injected instruction) or carries prompt scaffolding is never the quote."""
+    candidates = [
+        (hit, s)
+        for hit in hits
+        for s in sentences(clean_source(hit.text))
+        if len(s) >= 12 and not addresses_assistant(s) and not has_scaffolding(s)
+    ]
     if not candidates:
         return None
     vectors = embed([question] + [s for _, s in candidates])
@@ -148,19 +157,37 @@ def best_quote(question: str, hits: list[SearchHit], embed: Embed) -> Quote | No
     return best
 
 
+@functools.lru_cache(maxsize=512)
+def clean_source(text: str) -> str:
+    """A source's text without what addresses the assistant (retrieval.injection): what the
+    prompt shows the model and the only text that can support an answer. Cached: the prompt,
+    the quote and the grounding check of one answer clean the same chunks."""
+    return redact_instructions(text)
+
+
 @dataclass(frozen=True)
 class SentenceSupport:
+    """One sentence of an answer checked against the sources. `sentence` is the claim (its
+    citation markers removed), `text` the sentence as shown; `source` is the rank of the source
+    that supports it best; `unsupported_terms` are its numbers and names no source contains."""
+
     sentence: str
     support: float
     supported: bool
     evidence: str
     chunk_id: str
+    unsupported_terms: list[str] = field(default_factory=list)
+    source: int | None = None
+    text: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {
-            "sentence": self.sentence,
+            "text": self.text or self.sentence,
             "support": round(self.support, 4),
             "supported": self.supported,
+            "unsupported_terms": list(self.unsupported_terms),
+            "source": self.source,
+            "sentence": self.sentence,
             "evidence": self.evidence,
             "chunk_id": self.chunk_id,
         }
@@ -170,25 +197,96 @@ def _normal(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
+def answer_sentences(answer: str) -> list[tuple[str, str]]:
+    """(sentence as shown, claim without citation markers) for each sentence that says something."""
+    out = []
+    for shown in sentences(answer):
+        claim = " ".join(_CITATION.sub("", shown).split())
+        claim = re.sub(r"\s+([.,;:!?])", r"\1", claim)
+        # A bare list number ("1.", "2)") is numbering, not a sentence.
+        if _normal(claim) and not re.fullmatch(r"\W*\d{1,2}[.)]?\W*", claim):
+            out.append((shown, claim))
+    return out
+
+
+def _label(hit: SearchHit) -> str:
+    """What names a source besides its text: file name, page, document title and heading."""
+    where = hit.source.rsplit("/", 1)[-1] + (f", page {hit.page}" if hit.page else "")
+    extra = [str(hit.metadata.get(k) or "") for k in ("title", "heading")]
+    return "\n".join([where, *extra])
+
+
 def grounding(
     answer: str, hits: list[SearchHit], embed: Embed, threshold: float
 ) -> tuple[float, list[SentenceSupport]]:
     """Each answer sentence's best-supporting retrieved sentence; overall support = the mean."""
-    claims = [s for s in sentences(_CITATION.sub("", answer)) if _normal(s)]
-    evidence = [(hit, s) for hit in hits for s in sentences(hit.text)]
-    if not claims or not evidence:
+    results = check_sentences(answer_sentences(answer), hits, embed, threshold)
+    if not results:
         return 0.0, []
-    vectors = embed(claims + [s for _, s in evidence])
-    claim_vecs, ev_vecs = vectors[: len(claims)], vectors[len(claims) :]
-    context = _normal(" ".join(hit.text for hit in hits))
-    results = []
-    for claim, c_vec in zip(claims, claim_vecs, strict=True):
-        scores = [_cos(c_vec, e_vec) for e_vec in ev_vecs]
-        at = max(range(len(scores)), key=scores.__getitem__)
-        # Verbatim (normalised) text from the sources is supported whatever the embedding says.
-        support = 1.0 if _normal(claim) and _normal(claim) in context else max(0.0, scores[at])
-        hit, sentence = evidence[at]
-        results.append(
-            SentenceSupport(claim, support, support >= threshold, sentence, hit.chunk_id)
-        )
     return sum(r.support for r in results) / len(results), results
+
+
+def check_sentences(
+    claims: list[tuple[str, str]], hits: list[SearchHit], embed: Embed, threshold: float
+) -> list[SentenceSupport]:
+    """Check (shown, claim) sentences against the sources. A claim is supported when it is
+    similar enough to a source sentence (or copies source text), every number and proper name
+    in it occurs in some source (text, neighbouring context, file name, title or heading), it
+    does not address the assistant or carry prompt scaffolding, and it is no closer to an
+    injected instruction than to the real text. Injected sentences never count as support."""
+    if not claims or not hits:
+        return []
+    cleaned = [clean_source(hit.text) for hit in hits]
+    evidence = [(n, s) for n, text in enumerate(cleaned) for s in sentences(text)]
+    injected = [
+        s
+        for hit in hits
+        for s in sentences(hit.text)
+        if addresses_assistant(s) and s not in {e for _, e in evidence}
+    ]
+    if not evidence:
+        return [
+            SentenceSupport(claim, 0.0, False, "", "", [], None, shown) for shown, claim in claims
+        ]
+    texts = [claim for _, claim in claims]
+    vectors = embed(texts + [s for _, s in evidence] + injected)
+    claim_vecs = vectors[: len(texts)]
+    ev_vecs = vectors[len(texts) : len(texts) + len(evidence)]
+    inj_vecs = vectors[len(texts) + len(evidence) :]
+    per_hit_text = [
+        "\n".join([c, clean_source(hit.context) if hit.context else "", _label(hit)])
+        for hit, c in zip(hits, cleaned, strict=True)
+    ]
+    everything = Evidence.of(per_hit_text)
+    per_hit = [Evidence.of([t]) for t in per_hit_text]
+    context = _normal(" ".join(per_hit_text))
+    results = []
+    for (shown, claim), c_vec in zip(claims, claim_vecs, strict=True):
+        scores = [_cos(c_vec, e_vec) for e_vec in ev_vecs]
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        terms = unsupported_terms(claim, everything)
+        # The source that supports it: the most similar one that holds all its terms.
+        holds_terms = [not terms and not unsupported_terms(claim, e) for e in per_hit]
+        at = next((i for i in order if holds_terms[evidence[i][0]]), None)
+        at = order[0] if at is None else at
+        copied = len(_normal(claim).split()) >= 3 and f" {_normal(claim)} " in f" {context} "
+        # Verbatim (normalised) text from the sources is supported whatever the embedding says.
+        support = 1.0 if copied else max(0.0, scores[at])
+        injection_like = addresses_assistant(claim) or has_scaffolding(shown)
+        if inj_vecs and not copied:
+            closest_injection = max(_cos(c_vec, v) for v in inj_vecs)
+            injection_like = injection_like or closest_injection > max(scores[order[0]], 0.5)
+        n, sentence = evidence[at]
+        results.append(
+            SentenceSupport(
+                sentence=claim,
+                support=support,
+                supported=support >= threshold and not terms and not injection_like,
+                evidence=sentence,
+                chunk_id=hits[n].chunk_id,
+                unsupported_terms=terms,
+                source=hits[n].rank,
+                text=shown,
+            )
+        )
+    return results

@@ -1,8 +1,11 @@
-"""Retrieval: dense (Chroma), sparse (BM25) or both fused by reciprocal rank fusion.
+"""Retrieval: dense (Chroma), sparse (BM25) or both fused (weighted reciprocal rank fusion by
+default; per-query adaptive weights or a convex combination of normalised scores by setting).
 
-Options: k, MMR diversity, a source-path glob, and neighbouring-chunk expansion. Every hit carries
-its cosine similarity to the query as `score` (calibrated for refusal, whatever found it), and only
-chunks the manifest has committed are ever returned.
+When the question names documents (a company, a quarter, a title, a file name: the document stage
+in retrieval.documents) their chunks are ranked first. Options: k, MMR diversity, a source-path
+glob, and neighbouring-chunk expansion. Every hit carries its cosine similarity to the query as
+`score` (calibrated for refusal, whatever found it), and only chunks the manifest has committed
+are ever returned.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from folio.models import load_embedding_model
 from folio.settings import Settings
@@ -19,7 +22,11 @@ from ingest.index import manifest_path
 from ingest.manifest import Manifest
 from retrieval.bm25 import load_sparse
 
+if TYPE_CHECKING:
+    from retrieval.documents import NamedDocuments
+
 Mode = Literal["dense", "bm25", "hybrid"]
+Scored = tuple[StoredChunk, float, list[float]]  # a chunk, its cosine to the query, its vector
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,22 @@ def _dot(a: list[float], b: list[float]) -> float:
     return sum(x * y for x, y in zip(a, b, strict=True))
 
 
+def standout(scores: list[float]) -> float:
+    """How far the best score stands above the mean of a top list, in standard deviations
+    (floored so that a flat list still counts a little)."""
+    if len(scores) < 3:
+        return 1.0
+    mean = sum(scores) / len(scores)
+    spread = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))
+    return max((max(scores) - mean) / spread, 0.25) if spread > 0 else 0.25
+
+
+def normalise(values: list[float]) -> list[float]:
+    """Min-max to [0, 1] (all equal: all 1)."""
+    low, high = min(values, default=0.0), max(values, default=0.0)
+    return [(v - low) / (high - low) if high > low else 1.0 for v in values]
+
+
 class QueryToChunks:
     """Top-k chunks for a query from one collection."""
 
@@ -106,37 +129,125 @@ class QueryToChunks:
         allowed = self._allowed_sources(options.source_glob)
         if allowed is not None and not allowed:
             return []
-        pool = max(options.k * 4, 20)
+        pool = self.settings.fusion_candidates or max(options.k * 4, 20)
         vector = self.embed_query(query)
-        rankings: list[tuple[list[str], float]] = []
-        found: dict[str, StoredChunk] = {}
-        if options.mode in ("dense", "hybrid"):
-            where = {"source": {"$in": sorted(allowed)}} if allowed is not None else None
-            dense = self.store.query(self.collection, vector, pool, where=where)
-            found.update((c.chunk_id, c) for c in dense)
-            rankings.append(([c.chunk_id for c in dense], self.settings.fusion_dense_weight))
-        if options.mode in ("bm25", "hybrid"):
-            sparse = load_sparse(self.settings, self.collection)
-            # Over-fetch when filtering by path: BM25 cannot filter inside the index.
-            sparse_hits = sparse.search(query, pool * (4 if allowed else 1)) if sparse else []
-            rankings.append(([cid for cid, _ in sparse_hits], self.settings.fusion_bm25_weight))
-        fused = rrf(rankings, self.settings.rrf_k)
-        committed = self._manifest.referenced(fused)
-        candidates = sorted((c for c in fused if c in committed), key=lambda c: -fused[c])
-        candidates = candidates[:pool]
-        chunks = self._with_embeddings(candidates, found)
-        if allowed is not None:
-            chunks = [c for c in chunks if c[0].metadata.get("source") in allowed]
-        scored = [(stored, _dot(vector, emb)) for stored, emb in chunks]
+        named = self.named_documents(query, allowed)
+        if named is None:
+            scored = self._ranked(query, vector, options.mode, allowed, pool)
+        else:
+            # The chunks of the documents the question names first, then the rest as usual.
+            paths = set(named.paths)
+            scored = self._ranked(named.within_query, vector, options.mode, paths, pool)
+            if len(scored) < options.k:
+                seen = {stored.chunk_id for stored, _, _ in scored}
+                rest = self._ranked(query, vector, options.mode, allowed, pool)
+                scored += [item for item in rest if item[0].chunk_id not in seen]
         if options.mmr_lambda is not None:
-            scored = self._mmr(scored, chunks, options.mmr_lambda, options.k)
+            scored = self._mmr(scored, options.mmr_lambda, options.k)
         hits = [
             self._hit(rank, stored, score)
-            for rank, (stored, score) in enumerate(scored[: options.k], 1)
+            for rank, (stored, score, _) in enumerate(scored[: options.k], 1)
         ]
         if options.neighbors > 0:
             hits = [self._expand(hit, options.neighbors) for hit in hits]
         return hits
+
+    def named_documents(self, query: str, allowed: set[str] | None = None) -> NamedDocuments | None:
+        """The documents the query names (document stage), or None: search them all."""
+        if not self.settings.document_stage:
+            return None
+        from retrieval.documents import document_index
+
+        settings = self.settings.model_copy(update={"collection": self.collection})
+        index = document_index(settings, self.store, self._manifest)
+        return index.named(query, allowed)
+
+    def _ranked(
+        self, query: str, vector: list[float], mode: Mode, allowed: set[str] | None, pool: int
+    ) -> list[Scored]:
+        """Candidates from each retriever, fused, as (chunk, cosine, embedding), best first."""
+        dense: list[StoredChunk] = []
+        sparse_hits: list[tuple[str, float]] = []
+        sparse = load_sparse(self.settings, self.collection) if mode != "dense" else None
+        if mode in ("dense", "hybrid"):
+            where = {"source": {"$in": sorted(allowed)}} if allowed is not None else None
+            dense = self.store.query(self.collection, vector, pool, where=where)
+        convex = mode == "hybrid" and self.settings.fusion == "convex"
+        every: dict[str, float] = {}  # BM25 scores of all chunks, when needed
+        if sparse is not None and allowed is None and not convex:
+            sparse_hits = sparse.search(query, pool)
+        elif sparse is not None:
+            # BM25 cannot filter inside its index: score every chunk, keep the allowed ones.
+            every = sparse.scores(query)
+            inside = (
+                {cid for path in allowed for cid in self._manifest.chunk_ids(path)}
+                if allowed is not None
+                else None
+            )
+            kept = ((c, s) for c, s in every.items() if inside is None or c in inside)
+            sparse_hits = sorted(kept, key=lambda h: -h[1])[:pool]
+        if convex:
+            return self._convex(vector, dense, sparse_hits, every, allowed, pool)
+        rankings: list[tuple[list[str], float]] = []
+        if mode in ("dense", "hybrid"):
+            rankings.append(([c.chunk_id for c in dense], self.settings.fusion_dense_weight))
+        if mode in ("bm25", "hybrid"):
+            rankings.append(([cid for cid, _ in sparse_hits], self.settings.fusion_bm25_weight))
+        if mode == "hybrid" and self.settings.fusion == "adaptive":
+            rankings = self._adaptive(rankings, dense, sparse_hits)
+        fused = rrf(rankings, self.settings.rrf_k)
+        return self._score(self._committed(fused), vector, allowed, pool)
+
+    def _committed(self, fused: dict[str, float]) -> list[str]:
+        committed = self._manifest.referenced(fused)
+        return sorted((c for c in fused if c in committed), key=lambda c: -fused[c])
+
+    def _score(
+        self, ids: list[str], vector: list[float], allowed: set[str] | None, pool: int
+    ) -> list[Scored]:
+        chunks = self._with_embeddings(ids[:pool])
+        if allowed is not None:
+            chunks = [c for c in chunks if c[0].metadata.get("source") in allowed]
+        return [(stored, _dot(vector, emb), emb) for stored, emb in chunks]
+
+    def _adaptive(
+        self,
+        rankings: list[tuple[list[str], float]],
+        dense: list[StoredChunk],
+        sparse_hits: list[tuple[str, float]],
+    ) -> list[tuple[list[str], float]]:
+        """Scale each retriever's weight by how far its best score stands out from the rest of
+        its top list: a retriever that is sure of its answer counts more for this query."""
+        dense_scores = [c.score for c in dense]
+        sparse_scores = [s for _, s in sparse_hits]
+        (dense_ids, dense_w), (sparse_ids, sparse_w) = rankings
+        return [
+            (dense_ids, dense_w * standout(dense_scores)),
+            (sparse_ids, sparse_w * standout(sparse_scores)),
+        ]
+
+    def _convex(
+        self,
+        vector: list[float],
+        dense: list[StoredChunk],
+        sparse_hits: list[tuple[str, float]],
+        bm25: dict[str, float],
+        allowed: set[str] | None,
+        pool: int,
+    ) -> list[Scored]:
+        """alpha * normalised cosine + (1 - alpha) * normalised BM25 over both candidate lists,
+        each candidate scored by both retrievers (min-max over the candidates)."""
+        ids = list(dict.fromkeys([c.chunk_id for c in dense] + [cid for cid, _ in sparse_hits]))
+        committed = self._manifest.referenced(ids)
+        scored = self._score([c for c in ids if c in committed], vector, allowed, len(ids))
+        if not scored:
+            return []
+        cosines = normalise([score for _, score, _ in scored])
+        lexical = normalise([bm25.get(stored.chunk_id, 0.0) for stored, _, _ in scored])
+        alpha = self.settings.fusion_convex_dense
+        fused = [alpha * c + (1 - alpha) * b for c, b in zip(cosines, lexical, strict=True)]
+        order = sorted(range(len(scored)), key=lambda i: -fused[i])
+        return [scored[i] for i in order][:pool]
 
     def _allowed_sources(self, glob: str | None) -> set[str] | None:
         if not glob:
@@ -148,30 +259,19 @@ class QueryToChunks:
             if fnmatch.fnmatch(p, glob) or fnmatch.fnmatch(p.rsplit("/", 1)[-1], glob)
         }  # a glob matches the full path or just the file name ("*.pdf", "*2023 Q3*")
 
-    def _with_embeddings(
-        self, ids: list[str], found: dict[str, StoredChunk]
-    ) -> list[tuple[StoredChunk, list[float]]]:
+    def _with_embeddings(self, ids: list[str]) -> list[tuple[StoredChunk, list[float]]]:
         stored = {c.chunk_id: c for c in self.store.get(self.collection, ids, embeddings=True)}
         return [(stored[cid], stored[cid].embedding or []) for cid in ids if cid in stored]
 
     @staticmethod
-    def _mmr(
-        scored: list[tuple[StoredChunk, float]],
-        chunks: list[tuple[StoredChunk, list[float]]],
-        lam: float,
-        k: int,
-    ) -> list[tuple[StoredChunk, float]]:
+    def _mmr(scored: list[Scored], lam: float, k: int) -> list[Scored]:
         """Maximal marginal relevance over the fused candidates."""
-        vectors = {stored.chunk_id: emb for stored, emb in chunks}
         remaining = list(scored)
-        chosen: list[tuple[StoredChunk, float]] = []
+        chosen: list[Scored] = []
         while remaining and len(chosen) < k:
 
-            def gain(item: tuple[StoredChunk, float]) -> float:
-                redundancy = max(
-                    (_dot(vectors[item[0].chunk_id], vectors[c.chunk_id]) for c, _ in chosen),
-                    default=0.0,
-                )
+            def gain(item: Scored) -> float:
+                redundancy = max((_dot(item[2], c[2]) for c in chosen), default=0.0)
                 return lam * item[1] - (1 - lam) * redundancy
 
             best = max(remaining, key=gain)

@@ -15,7 +15,8 @@ from retrieval.search import QueryToChunks, SearchOptions
 
 ASK_KEYS = {
     "question", "standalone_question", "answer", "quote", "mode", "refused", "support",
-    "citations", "sources", "prompt", "model", "timings",
+    "citations", "sources", "prompt", "model", "timings", "chat", "answer_id", "refusal",
+    "sentences",
 }  # fmt: skip
 TIMING_KEYS = {"retrieve_ms", "first_token_ms", "total_ms", "completion_tokens", "tokens_per_s"}
 
@@ -118,7 +119,8 @@ def test_injected_instructions_and_template_tokens_stay_data(folio: Folio, docs:
     prompt, _, _ = chain.build_prompt(load_prompt("grounded-qa"), "canteen soup?", hits, 64)
     retriever.close()
     assert prompt.count("<|im_start|>system") == 1  # only ours
-    assert "<start_of_turn>" not in prompt and "\u2039|im_start|\u203a" in prompt
+    # The injected turns are left out of the prompt (retrieval.injection); the fact stays.
+    assert "<start_of_turn>" not in prompt and "PWNED" not in prompt and "lentil soup" in prompt
 
 
 def test_over_long_context_never_errors(harbour: Folio) -> None:

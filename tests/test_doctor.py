@@ -8,6 +8,7 @@ import pytest
 
 from conftest import Folio
 from folio import llm_runtime
+from ingest.chunking import chunker_fingerprint
 
 
 def test_doctor_reports_models_llama_cpp_chroma_and_index(folio: Folio, docs: Path) -> None:
@@ -28,7 +29,8 @@ def test_doctor_reports_models_llama_cpp_chroma_and_index(folio: Folio, docs: Pa
     assert report["chroma"]["collections"] == [
         {
             "name": "default", "documents": 1, "chunks": 1, "vectors": 1,
-            "embedder": report["embedding_model"]["fingerprint"], "chunker": "tokens-v1:200/32",
+            "embedder": report["embedding_model"]["fingerprint"],
+            "chunker": chunker_fingerprint(200, 32),
         }
     ]  # fmt: skip
     human = folio("doctor")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from conftest import Folio
 from folio.models import resolve_embedding_path
+from ingest.chunking import chunker_fingerprint
 
 
 def test_chunking_change_is_refused_then_rebuilt(folio: Folio, docs: Path, tmp_path: Path) -> None:
@@ -20,7 +21,7 @@ def test_chunking_change_is_refused_then_rebuilt(folio: Folio, docs: Path, tmp_p
     folio.env["FOLIO_CHUNK_SIZE"] = "64"
     refused = folio("ingest", docs)
     assert refused.exit_code == 2
-    assert "--rebuild" in refused.stderr and "tokens-v1:200/32" in refused.stderr
+    assert "--rebuild" in refused.stderr and chunker_fingerprint(200, 32) in refused.stderr
     assert folio.json("sources")["documents"] == before
 
     rebuilt = folio.json("ingest", docs, "--rebuild")
