@@ -27,9 +27,8 @@ from retrieval.grounding import (
     Citation,
     Quote,
     SentenceSupport,
-    answer_sentences,
-    check_sentences,
     clean_source,
+    grounding,
     neutralise,
     parse_citations,
     says_it_cannot_answer,
@@ -366,10 +365,8 @@ class AnswerChain:
                 return
             answer.refused, answer.answer, answer.support = True, NOT_FOUND, 0.0
             return
-        claims = answer_sentences(generated)
         threshold = self.settings.support_threshold
-        per_sentence = check_sentences(claims, answer.sources, self.embed, threshold)
-        support = sum(s.support for s in per_sentence) / len(per_sentence) if per_sentence else 0.0
+        support, per_sentence = grounding(generated, answer.sources, self.embed, threshold)
         answer.support = support
         by_source = sorted({s.source for s in per_sentence if s.supported and s.source})
         supported_citations = [Citation(n, answer.sources[n - 1]) for n in by_source]

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from retrieval.documents import NamedDocuments
 
 Mode = Literal["dense", "bm25", "hybrid"]
+QUERY_VECTORS_KEPT = 16
 Scored = tuple[StoredChunk, float, list[float]]  # a chunk, its cosine to the query, its vector
 
 
@@ -115,12 +116,20 @@ class QueryToChunks:
         self.store = store
         self.collection = collection or settings.collection
         self._manifest = Manifest(manifest_path(settings, self.collection))
+        # The refusal model embeds the question the search just embedded: keep the last few.
+        self._query_vectors: dict[str, list[float]] = {}
 
     def close(self) -> None:
         self._manifest.close()
 
     def embed_query(self, query: str) -> list[float]:
-        return load_embedding_model(self.settings).embed([query])[0]
+        vector = self._query_vectors.get(query)
+        if vector is None:
+            vector = load_embedding_model(self.settings).embed([query])[0]
+            if len(self._query_vectors) >= QUERY_VECTORS_KEPT:
+                self._query_vectors.pop(next(iter(self._query_vectors)))
+            self._query_vectors[query] = vector
+        return vector
 
     def search(self, query: str, options: SearchOptions | None = None) -> list[SearchHit]:
         options = options or SearchOptions.from_settings(self.settings)
