@@ -66,6 +66,7 @@ eval-study: install
 
 # Benchmarks write JSON under bench/results/ and print the tables quoted in the README.
 bench: install
+	$(PIP) -e '.[dev,bench]'
 	$(BIN)/python -m bench.ingest_bench
 	$(BIN)/python -m bench.squad_retrieval
 	$(BIN)/python -m bench.fit_refusal --no-write

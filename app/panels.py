@@ -8,8 +8,9 @@ from typing import Any
 
 import streamlit as st
 
+from app.previews import available_models, page_text
 from app.render import cited_passages, highlighted, where
-from app.service import UPLOAD_TYPES, FolioService, Upload, available_models, page_text
+from folio.service import UPLOAD_TYPES, FolioService, ServiceError, Upload
 from ingest.pipeline import IngestProgress
 from prompts import available_prompts
 from retrieval.chain import Answer
@@ -19,7 +20,7 @@ DOCS_LISTED = 30
 
 def collections(service: FolioService) -> None:
     state = st.session_state
-    names = service.collections()
+    names = service.collection_names()
     if state.collection not in names:
         names.append(state.collection)
     chosen = st.selectbox("Collection", names, index=names.index(state.collection))
@@ -29,34 +30,36 @@ def collections(service: FolioService) -> None:
         name = st.text_input("Name", key="new-collection", placeholder="lowercase-name")
         if st.button("Create", key="create-collection") and name:
             try:
-                state.collection = service.create_collection(name.strip())
+                service.create_collection(name.strip())
+                state.collection = name.strip()
                 state.messages = []
                 st.rerun()
-            except ValueError as exc:
-                st.error(str(exc).splitlines()[0])
+            except ServiceError as exc:
+                st.error(exc.message)
 
 
 def documents(service: FolioService) -> None:
-    docs = service.documents(st.session_state.collection)
+    docs = service.sources(st.session_state.collection)["documents"]
     st.subheader(f"Documents ({len(docs)})")
     if not docs:
         st.caption("No documents yet: upload some below, or run `folio ingest PATH`.")
     shown = docs
     if len(docs) > DOCS_LISTED:  # a long list would bury the upload box: filter instead
         needle = st.text_input("Filter documents", key="doc-filter", placeholder="file name")
-        shown = [d for d in docs if needle.lower() in Path(d.path).name.lower()]
+        shown = [d for d in docs if needle.lower() in Path(d["path"]).name.lower()]
         if len(shown) > DOCS_LISTED:
             st.caption(f"Showing {DOCS_LISTED} of {len(shown)}; type to narrow the list.")
             shown = shown[:DOCS_LISTED]
     for doc in shown:
         name, remove = st.columns([5, 1])
-        pages = f"{doc.pages} pages · " if doc.pages else ""
-        name.markdown(f"**{_escape_md(Path(doc.path).name)}**")
-        name.caption(f"{pages}{doc.chunks} chunks · {doc.ingested_at[:16].replace('T', ' ')}")
-        label = f"Remove {Path(doc.path).name}"
-        if remove.button("", icon=":material/delete:", key=f"rm-{doc.path}", help=label):
-            removed = service.remove(st.session_state.collection, doc.path)
-            st.toast(f"Removed {Path(doc.path).name} ({removed} chunks)")
+        path = Path(doc["path"])
+        pages = f"{doc['pages']} pages · " if doc["pages"] else ""
+        name.markdown(f"**{_escape_md(path.name)}**")
+        name.caption(f"{pages}{doc['chunks']} chunks · {doc['ingested_at'][:16].replace('T', ' ')}")
+        label = f"Remove {path.name}"
+        if remove.button("", icon=":material/delete:", key=f"rm-{doc['path']}", help=label):
+            removed = service.remove(st.session_state.collection, [doc["path"]])
+            st.toast(f"Removed {path.name} ({removed['chunks_removed']} chunks)")
             _doctor.clear()
             st.rerun()
 
@@ -145,7 +148,7 @@ def answer_settings(service: FolioService) -> dict[str, Any]:
         top_k = st.slider("Top-k", 1, 200, int(s.top_k), key="top-k")
         max_tokens = st.slider("Max tokens", 16, 1024, int(s.max_tokens), 16, key="max-tokens")
     return {
-        "llm_model": models[label], "k": k, "prompt": prompt, "mode": mode,
+        "llm_model": models[label], "k": k, "prompt": prompt, "answer_mode": mode,
         "temperature": temperature, "top_p": top_p, "top_k": top_k, "max_tokens": max_tokens,
     }  # fmt: skip
 
@@ -203,7 +206,7 @@ def sources(service: FolioService, answer: Answer, answer_id: str) -> None:
 
 
 def _page_preview(source: str, page: int | None) -> None:
-    from app.service import render_pdf_page
+    from app.previews import render_pdf_page
 
     if not Path(source).is_file():
         st.warning(f"{source} is no longer on disk.")

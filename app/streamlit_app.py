@@ -12,16 +12,21 @@ import streamlit as st
 
 from app import panels
 from app.render import STYLE, answer_html, timings_caption
-from app.service import FolioService
-from folio.feedback import FeedbackRecord, new_answer_id, record_feedback
+from folio.service import AskRequest, FolioService, Queued, ServiceError
 from folio.settings import Settings, SettingsError, load_settings
 from retrieval.chain import NOT_FOUND, Answer, Token
+from retrieval.followups import PastTurn
 
 
 @st.cache_resource(show_spinner="Loading Folio…")
 def get_service(settings_json: str) -> FolioService:
-    """One service per process and settings: models and stores are shared by all sessions."""
-    return FolioService(Settings.model_validate_json(settings_json))
+    """One service per process and settings: models, stores and the answer queue are shared by
+    all sessions."""
+    service = FolioService(Settings.model_validate_json(settings_json))
+    # The LLM loads with the first generated answer: llama.cpp swaps the process's stdout while
+    # it loads, which must not happen on a thread beside the page's own work.
+    service.warm_up(llm=False)
+    return service
 
 
 def _settings() -> Settings:
@@ -32,18 +37,22 @@ def _settings() -> Settings:
         st.stop()
 
 
-def _stream_text(events: Iterator[Token | Answer], done: dict[str, Answer]) -> Iterator[str]:
+def _stream_text(
+    events: Iterator[Queued | Token | Answer], done: dict[str, Answer]
+) -> Iterator[str]:
     for event in events:
         if isinstance(event, Answer):
             done["answer"] = event
-        else:
+        elif isinstance(event, Token):
             yield event.text
 
 
 def _ask(service: FolioService, question: str, options: dict[str, Any]) -> None:
     state = st.session_state
     history = [
-        (m["question"], m["answer"].answer) for m in state.messages if m["role"] == "assistant"
+        PastTurn(m["answer"].question, m["answer"].standalone_question)
+        for m in state.messages
+        if m["role"] == "assistant"
     ]
     state.messages.append({"role": "user", "text": question})
     with st.chat_message("user"):
@@ -51,66 +60,52 @@ def _ask(service: FolioService, question: str, options: dict[str, Any]) -> None:
     with st.chat_message("assistant"):
         notice = st.empty()
         done: dict[str, Answer] = {}
-        events = service.answer(
-            state.collection,
-            question,
-            history,
-            on_queued=lambda: notice.info("Queued: another answer is being generated…"),
-            **options,
-        )
         try:
-            with st.spinner("Searching your documents…"):
+            job = service.submit(
+                AskRequest(question, collection=state.collection, history=history, **options)
+            )
+            events = job.follow()
+            first = next(events)
+            while isinstance(first, Queued):
+                notice.info(f"Queued: {first.position} question(s) ahead are being answered…")
                 first = next(events)
             notice.empty()
             if isinstance(first, Answer):
                 done["answer"] = first
             else:
                 st.write_stream(_stream_text(_chain_first(first, events), done))
-        except Exception as exc:  # a missing model or an unreachable store: say what, keep going
+        except ServiceError as exc:  # a missing model or an unreachable store: say what
             notice.empty()
-            st.error(f"Could not answer: {exc}")
+            st.error(f"Could not answer: {exc.message}")
             state.messages.pop()
             return
     state.messages.append(
-        {"role": "assistant", "question": question, "answer": done["answer"],
-         "id": new_answer_id(), "model": options["llm_model"]}
-    )  # fmt: skip
+        {"role": "assistant", "answer": done["answer"], "model": options["llm_model"]}
+    )
     st.rerun()
 
 
-def _chain_first(first: Token, rest: Iterator[Token | Answer]) -> Iterator[Token | Answer]:
+def _chain_first(first: Token, rest: Iterator[Queued | Token | Answer]) -> Iterator[Any]:
     yield first
     yield from rest
 
 
-def _save_feedback(service: FolioService, message: dict[str, Any]) -> None:
+def _save_feedback(service: FolioService, answer: Answer) -> None:
     state = st.session_state
-    rating = state.get(f"fb-{message['id']}")
-    comment = state.get(f"fbc-{message['id']}", "") or ""
-    answer: Answer = message["answer"]
-    data = answer.to_json()
-    record_feedback(
-        service.settings,
-        FeedbackRecord(
-            answer_id=message["id"],
-            rating=rating,
-            comment=comment.strip(),
-            question=answer.question,
-            answer=answer.answer,
-            refused=answer.refused,
-            collection=state.collection,
-            sources=data["sources"],
-            citations=data["citations"],
-            prompt=data["prompt"],
-            model={**data["model"], "name": message.get("model")},
-        ),
-    )
-    state[f"fb-saved-{message['id']}"] = True
+    rating = state.get(f"fb-{answer.answer_id}")
+    comment = state.get(f"fbc-{answer.answer_id}", "") or ""
+    thumb = None if rating is None else ("up" if rating == 1 else "down")
+    if thumb is None and not comment.strip():
+        return
+    service.feedback(answer.answer_id, thumb, comment)
+    state[f"fb-saved-{answer.answer_id}"] = True
 
 
 def _show_answer(service: FolioService, message: dict[str, Any]) -> None:
     answer: Answer = message["answer"]
-    if answer.refused:
+    if answer.refused and answer.answer != NOT_FOUND:  # the service says why: an empty collection
+        st.info(answer.answer, icon=":material/info:")
+    elif answer.refused:
         st.info(f"{NOT_FOUND} Nothing in this collection answers it well enough.", icon="🔎")
     else:
         st.html(answer_html(answer))
@@ -122,23 +117,21 @@ def _show_answer(service: FolioService, message: dict[str, Any]) -> None:
         elif any(not s.supported for s in answer.sentences):
             st.caption("Underlined sentences are not supported by the sources.")
     st.caption(timings_caption(answer))
-    panels.sources(service, answer, message["id"])
+    key = answer.answer_id
+    panels.sources(service, answer, key)
     cols = st.columns([1, 4])
     with cols[0]:
-        st.feedback(
-            "thumbs", key=f"fb-{message['id']}", on_change=_save_feedback,
-            args=(service, message),
-        )  # fmt: skip
+        st.feedback("thumbs", key=f"fb-{key}", on_change=_save_feedback, args=(service, answer))
     with cols[1]:
         st.text_input(
             "Comment (optional)",
-            key=f"fbc-{message['id']}",
+            key=f"fbc-{key}",
             placeholder="What was right or wrong? (Enter to send)",
             label_visibility="collapsed",
             on_change=_save_feedback,
-            args=(service, message),
+            args=(service, answer),
         )
-    if st.session_state.get(f"fb-saved-{message['id']}"):
+    if st.session_state.get(f"fb-saved-{key}"):
         st.caption("Thanks: feedback saved.")
 
 
@@ -146,6 +139,9 @@ def main() -> None:
     st.set_page_config(page_title="Folio", page_icon="📚", layout="wide")
     st.html(STYLE)
     settings = _settings()
+    from app.login import require_login  # the password gate: nothing below runs before it
+
+    require_login(settings)
     service = get_service(settings.model_dump_json())
     state = st.session_state
     state.setdefault("messages", [])

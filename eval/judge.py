@@ -46,16 +46,16 @@ class GgufJudge:
     settings: Settings
 
     def complete(self, prompt: str, max_tokens: int) -> str:
-        from folio.llm import load_llm
+        from folio.llm import load_local_llm
 
-        llm = load_llm(self.settings)
+        # The named GGUF file, in this process, even when answers go to an LLM server.
+        llm = load_local_llm(self.settings)
         with llm.lock:
-            return str(
-                llm.runnable.invoke(
-                    llm.truncate(prompt, llm.n_ctx - max_tokens - 8),
-                    temperature=0.0, max_tokens=max_tokens, stop=["\n"],
-                )
-            )  # fmt: skip
+            text = llm.truncate(prompt, llm.n_ctx - max_tokens - 8)
+            return llm.invoke(
+                llm.prompt("completion", "", text, ["\n"]),
+                {"temperature": 0.0, "max_tokens": max_tokens},
+            )
 
 
 @dataclass
@@ -130,4 +130,6 @@ def judged_relevancy(
     if not generated:
         return 0.0
     vectors = embed([question, *generated])
-    return sum(cosine(vectors[0], v) for v in vectors[1:]) / len(generated)
+    # A question on another subject scores 0, not below: MiniLM's cosine of unrelated texts
+    # can dip just under 0, and the metric is a 0..1 share like the others.
+    return sum(max(0.0, cosine(vectors[0], v)) for v in vectors[1:]) / len(generated)

@@ -52,16 +52,23 @@ def settings_from(config: Path | None, **overrides: Any) -> Settings:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Known failures become one clear line and an exit code, never a traceback."""
-    from folio.models import ModelNotFoundError
-    from folio.store import StoreUnavailableError
-    from ingest.index import ConfigMismatchError, IndexLockedError
+    from folio.service import BadRequest, error_for
 
     try:
         yield
-    except ConfigMismatchError as exc:
-        fail(str(exc), 2)
-    except (ModelNotFoundError, StoreUnavailableError, IndexLockedError) as exc:
-        fail(str(exc), 1)
+    except Exception as exc:
+        error = error_for(exc)
+        if error is None:
+            raise
+        usage = isinstance(error, BadRequest) or error.code == "config_mismatch"
+        fail(error.message, 2 if usage else 1)
+
+
+def open_service(settings: Settings) -> Any:
+    """The service every command calls (folio.service.FolioService)."""
+    from folio.service import FolioService
+
+    return FolioService(settings)
 
 
 def emit_json(data: Any) -> None:
@@ -94,14 +101,11 @@ def ingest(
 ) -> None:
     """Add, update and prune documents; unchanged files are not embedded again."""
     from folio.progress import ingest_progress
-    from folio.store import ChromaStore
-    from ingest.pipeline import FilesToIndex
 
     settings = settings_from(config, collection=collection, max_file_mb=max_file_mb)
     with user_errors(), ingest_progress(enabled=not as_json and sys.stderr.isatty()) as progress:
-        store = ChromaStore(settings.data_dir, settings.chroma_url)
-        report = FilesToIndex(settings, store, progress=progress).run(
-            paths, prune=not no_prune, rebuild=rebuild
+        report = open_service(settings).ingest(
+            None, paths, prune=not no_prune, rebuild=rebuild, progress=progress
         )
     if as_json:
         emit_json(report.to_json())
@@ -166,38 +170,29 @@ def search(
     """The chunks closest to a query (hybrid dense + BM25 by default)."""
     if (query is None) == (batch is None):
         fail("give a QUERY or --batch FILE", 2)
-    from folio.store import ChromaStore
-    from ingest.index import recover_if_idle
-    from retrieval.search import QueryToChunks, SearchOptions
-
     settings = settings_from(
         config, collection=collection, k=k, retrieval_mode=mode, mmr_lambda=mmr, neighbors=neighbors
     )
-    options = SearchOptions.from_settings(settings, source_glob=source)
     with user_errors():
-        store = ChromaStore(settings.data_dir, settings.chroma_url)
-        recover_if_idle(settings, store, settings.collection)
-        retriever = QueryToChunks(settings, store)
+        service = open_service(settings)
         if batch is not None:
             from folio.cli_qa import read_batch
 
             for line in read_batch(batch):
-                hits = retriever.search(line, options)
-                emit_json({"query": line, "results": [hit.to_json() for hit in hits]})
-            retriever.close()
+                emit_json(service.search(None, line, source=source))
             return
         assert query is not None
-        hits = retriever.search(query, options)
-        retriever.close()
+        found = service.search(None, query, source=source)
     if as_json:
-        emit_json({"query": query, "results": [hit.to_json() for hit in hits]})
+        emit_json(found)
         return
+    hits = found["results"]
     if not hits:
         typer.echo(f"No results in collection '{settings.collection}'.")
     for hit in hits:
-        where = f"{hit.source}" + (f", page {hit.page}" if hit.page else "")
-        snippet = " ".join(hit.text.split())
-        typer.echo(f"[{hit.rank}] {hit.score:.3f}  {where}\n    {snippet[:300]}")
+        where = f"{hit['source']}" + (f", page {hit['page']}" if hit.get("page") else "")
+        snippet = " ".join(hit["text"].split())
+        typer.echo(f"[{hit['rank']}] {hit['score']:.3f}  {where}\n    {snippet[:300]}")
 
 
 @app.command()
@@ -205,27 +200,19 @@ def sources(
     collection: CollectionOption = None, as_json: JsonOption = False, config: ConfigOption = None
 ) -> None:
     """The documents in a collection."""
-    from folio.store import ChromaStore
-    from ingest.index import CollectionIndex, recover_if_idle
-
     settings = settings_from(config, collection=collection)
     with user_errors():
-        store = ChromaStore(settings.data_dir, settings.chroma_url)
-        recover_if_idle(settings, store, settings.collection)
-        index = CollectionIndex(settings, store, settings.collection)
-        documents = index.documents()
-        index.close()
+        found = open_service(settings).sources()
     if as_json:
-        emit_json(
-            {"collection": settings.collection, "documents": [d.to_json() for d in documents]}
-        )
+        emit_json(found)
         return
-    if not documents:
+    if not found["documents"]:
         typer.echo(f"Collection '{settings.collection}' has no documents.")
-    for doc in documents:
-        pages = f"{doc.pages} pages, " if doc.pages else ""
+    for doc in found["documents"]:
+        pages = f"{doc['pages']} pages, " if doc["pages"] else ""
         typer.echo(
-            f"{doc.path}  ({pages}{doc.chunks} chunks, {doc.ingested_at}, {doc.sha256[:12]})"
+            f"{doc['path']}  ({pages}{doc['chunks']} chunks, {doc['ingested_at']}, "
+            f"{doc['sha256'][:12]})"
         )
 
 
@@ -237,37 +224,21 @@ def remove(
     config: ConfigOption = None,
 ) -> None:
     """Remove documents and their chunks from a collection."""
-    from folio.store import ChromaStore
-    from ingest.index import CollectionIndex, write_lock
-
     settings = settings_from(config, collection=collection)
-    with user_errors(), write_lock(settings, on_wait=lambda m: typer.echo(m, err=True)):
-        store = ChromaStore(settings.data_dir, settings.chroma_url)
-        index = CollectionIndex(settings, store, settings.collection)
-        index.recover()
-        known = [d.path for d in index.documents()]
-        matched: list[str] = []
-        missing: list[str] = []
-        for raw in paths:
-            target = str(raw.expanduser().absolute())
-            hits = [p for p in known if p == target or p.startswith(target.rstrip("/") + "/")]
-            (matched.extend(hits) if hits else missing.append(target))
-        chunks_removed = index.remove(sorted(set(matched))) if matched else 0
-        index.refresh_sparse()
-        index.close()
-    for target in missing:
+    targets = [str(raw.expanduser().absolute()) for raw in paths]
+    with user_errors():
+        result = open_service(settings).remove(
+            None, targets, on_wait=lambda m: typer.echo(m, err=True)
+        )
+    for target in result["not_found"]:
         typer.echo(f"error: {target}: not in collection '{settings.collection}'", err=True)
     if as_json:
-        emit_json(
-            {
-                "removed": sorted(set(matched)),
-                "not_found": missing,
-                "chunks_removed": chunks_removed,
-            }
-        )
+        emit_json(result)
     else:
-        typer.echo(f"Removed {len(set(matched))} document(s), {chunks_removed} chunks.")
-    raise typer.Exit(1 if missing else 0)
+        typer.echo(
+            f"Removed {len(result['removed'])} document(s), {result['chunks_removed']} chunks."
+        )
+    raise typer.Exit(1 if result["not_found"] else 0)
 
 
 @app.command()
@@ -289,6 +260,6 @@ def main() -> None:
 
 
 # ask/chat and ui/feedback live in their own modules; importing them registers them on `app`.
-from folio import cli_eval, cli_qa, cli_ui  # noqa: E402
+from folio import cli_auth, cli_eval, cli_qa, cli_serve, cli_ui  # noqa: E402
 
-__all__ = ["app", "cli_eval", "cli_qa", "cli_ui", "main"]
+__all__ = ["app", "cli_auth", "cli_eval", "cli_qa", "cli_serve", "cli_ui", "main"]

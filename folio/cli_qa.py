@@ -19,6 +19,7 @@ from folio.cli import (
     app,
     emit_json,
     fail,
+    open_service,
     settings_from,
     user_errors,
 )
@@ -53,38 +54,27 @@ def read_batch(path: Path) -> Iterator[str]:
             yield line
 
 
-def _open(settings: Any) -> tuple[Any, Any]:
-    from folio.store import ChromaStore
-    from ingest.index import recover_if_idle
-    from retrieval.chain import AnswerChain
-    from retrieval.search import QueryToChunks
+def _check_chat(chat: str | None) -> None:
+    from folio.conversations import ChatIdError, check_chat_id
 
-    store = ChromaStore(settings.data_dir, settings.chroma_url)
-    recover_if_idle(settings, store, settings.collection)
-    retriever = QueryToChunks(settings, store)
-    return AnswerChain(settings, retriever), retriever
+    if chat is not None:
+        try:
+            check_chat_id(chat)
+        except ChatIdError as exc:
+            fail(str(exc), 2)
 
 
-def _chat_store(settings: Any, chat: str | None) -> Any:
-    """The collection's conversation store when a valid --chat id is given (else exit 2)."""
-    from folio.conversations import ChatIdError, ConversationStore, check_chat_id
+def follow(service: Any, request: Any) -> Iterator[Any]:
+    """The job's tokens and answer; Ctrl-C stops the generation (the worker is a thread)."""
+    from folio.service import Queued
 
-    if chat is None:
-        return None
+    job = service.submit(request)
     try:
-        check_chat_id(chat)
-    except ChatIdError as exc:
-        fail(str(exc), 2)
-    return ConversationStore(settings.data_dir, settings.collection)
-
-
-def _history(store: Any, chat: str) -> list[Any]:
-    """Earlier turns as retrieval uses them: questions and standalone questions, no answers."""
-    from retrieval.followups import PastTurn
-
-    conversation = store.get(chat)
-    turns = conversation.turns if conversation else []
-    return [PastTurn(t.question, t.standalone_question) for t in turns]
+        for event in job.follow():
+            if not isinstance(event, Queued):
+                yield event
+    finally:
+        job.cancel()  # no-op once answered; after Ctrl-C the worker stops generating
 
 
 def _where(source: str, page: int | None) -> str:
@@ -151,8 +141,7 @@ def ask(
 ) -> None:
     """Answer a question from your documents, with page citations (streams as it generates).
     With --chat ID the answer continues (and is saved in) conversation ID."""
-    from retrieval.followups import PastTurn
-    from retrieval.search import SearchOptions
+    from folio.service import AskRequest
 
     if (question is None) == (batch is None):
         fail("give a QUESTION or --batch FILE", 2)
@@ -160,29 +149,22 @@ def ask(
         config, collection=collection, k=k, prompt=prompt, answer_mode=answer_mode,
         retrieval_mode=mode, temperature=temperature,
     )  # fmt: skip
-    options = SearchOptions.from_settings(settings, source_glob=source)
+    _check_chat(chat)
     questions = [question] if question is not None else list(read_batch(batch))  # type: ignore[arg-type]
-    store = _chat_store(settings, chat)
     with user_errors():
-        history = _history(store, chat) if store and chat is not None else []
-        chain, retriever = _open(settings)
+        service = open_service(settings)
         try:
             for text in questions:
-                events = chain.stream(text, history, options=options)
+                events = follow(service, AskRequest(text, chat=chat, source=source))
                 if as_json:
                     *_, result = events
-                else:
-                    result = print_answer(events, stream=True)
-                if store and chat is not None:
-                    result.chat = chat
-                    turn = store.append(chat, result)
-                    history.append(PastTurn(result.question, result.standalone_question))
-                    if not as_json:
-                        typer.echo(f"\n(chat {chat}, turn {turn.n})")
-                if as_json:
                     emit_json(result.to_json())
+                else:
+                    print_answer(events, stream=True)
+                    if chat is not None:
+                        typer.echo(f"\n(chat {chat})")
         finally:
-            retriever.close()
+            service.close()
 
 
 @app.command()
@@ -195,14 +177,14 @@ def chat(
 ) -> None:
     """An interactive, saved chat: follow-ups use the conversation so far. Ctrl-D to leave.
     --chat ID resumes conversation ID (or starts it); without it a new id is made and printed."""
-    from folio.conversations import new_chat_id
-    from retrieval.followups import PastTurn
+    from folio.conversations import ConversationStore, new_chat_id
+    from folio.service import AskRequest
 
     settings = settings_from(config, collection=collection, k=k, prompt=prompt)
     chat_id = new_chat_id() if chat is None else chat
-    store = _chat_store(settings, chat_id)
+    _check_chat(chat_id)
     with user_errors():
-        conversation = store.get(chat_id)
+        conversation = ConversationStore(settings.data_dir, settings.collection).get(chat_id)
         if conversation and conversation.turns:
             last = conversation.turns[-1]
             typer.echo(
@@ -215,8 +197,7 @@ def chat(
                 f"Chat {chat_id} in '{settings.collection}' (resume it with "
                 f"`folio chat --chat {chat_id}`)"
             )
-        history = _history(store, chat_id)
-        chain, retriever = _open(settings)
+        service = open_service(settings)
         try:
             while True:
                 try:
@@ -226,12 +207,9 @@ def chat(
                 if question in ("exit", "quit"):
                     break
                 if question:
-                    result = print_answer(chain.stream(question, history), stream=True)
-                    result.chat = chat_id
-                    store.append(chat_id, result)
-                    history.append(PastTurn(result.question, result.standalone_question))
+                    print_answer(follow(service, AskRequest(question, chat=chat_id)), stream=True)
         finally:
-            retriever.close()
+            service.close()
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -246,20 +224,15 @@ def chats(
     config: ConfigOption = None,
 ) -> None:
     """Saved conversations, most recent first: of every collection unless --collection."""
-    from folio.conversations import list_conversations
-    from folio.settings import check_collection_name
-
     settings = settings_from(config)
-    if collection is not None:
-        try:
-            check_collection_name(collection)
-        except ValueError as exc:
-            fail(f"--collection: {exc}", 2)
-    found = list_conversations(settings.data_dir, collection)
+    with user_errors():
+        found = open_service(settings).chats(collection)["chats"]
     if as_json:
-        emit_json({"chats": [c.summary() for c in found]})
+        emit_json({"chats": found})
         return
     if not found:
         typer.echo("No saved chats" + (f" in '{collection}'." if collection else "."))
     for c in found:
-        typer.echo(f"{c.id}  [{c.collection}]  {c.turn_count} turn(s), {c.updated_at}  {c.title}")
+        typer.echo(
+            f"{c['id']}  [{c['collection']}]  {c['turns']} turn(s), {c['updated_at']}  {c['title']}"
+        )

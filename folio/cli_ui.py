@@ -18,15 +18,49 @@ from folio.cli import ConfigOption, _State, app, emit_json, fail, settings_from
 def ui(
     port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8501,
     host: Annotated[
-        str, typer.Option("--host", help="Address to bind (0.0.0.0 to serve the network).")
+        str,
+        typer.Option(
+            "--host", help="Address to bind (0.0.0.0 serves the network: needs a password)."
+        ),
     ] = "127.0.0.1",
     open_browser: Annotated[
         bool, typer.Option("--open/--no-open", help="Open a browser tab when ready.")
     ] = False,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Serve a non-loopback address without a password (anyone there gets in).",
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Start the web UI (Streamlit): chat, sources, uploads and feedback."""
+    """Start the web UI (Streamlit): chat, sources, uploads and feedback.
+
+    With ui_password_hash set (see `folio password-hash`) the page asks for the password first.
+    """
+    from folio.auth import OpenBindError, is_loopback, parse_password_hash, refuse_open_bind
+
     settings = settings_from(config)  # fail early, with the CLI's message, on bad settings
+    password_hash = settings.ui_password_hash
+    if password_hash:  # an empty value counts as unset, as for the other optional settings
+        try:  # a malformed hash would lock everyone out of the page: say so now
+            parse_password_hash(password_hash)
+        except ValueError as exc:
+            fail(str(exc), 2)
+    try:
+        refuse_open_bind(
+            host,
+            secured=bool(password_hash),
+            insecure=insecure,
+            how="make a password hash with `folio password-hash` and set FOLIO_UI_PASSWORD_HASH "
+            "(or ui_password_hash in the config file)",
+            missing="a password",
+        )
+    except OpenBindError as exc:
+        fail(str(exc), 2)
+    if insecure and not password_hash and not is_loopback(host):
+        typer.echo(f"warning: serving {host} with no password (--insecure)", err=True)
     spec = importlib.util.find_spec("app.streamlit_app")
     if spec is None or spec.origin is None:
         fail("the web UI is not installed (reinstall folio-rag)")
@@ -47,7 +81,13 @@ def ui(
         "--client.toolbarMode", "minimal",
         "--global.developmentMode", "false",
     ]  # fmt: skip
-    typer.echo(f"Folio UI on http://{host}:{port}  (collection '{settings.collection}')", err=True)
+    # The hash reaches Streamlit through the environment or FOLIO_CONFIG (as every setting does),
+    # never on its command line, which `ps` shows to every local user.
+    access = "password required" if password_hash else "no password"
+    typer.echo(
+        f"Folio UI on http://{host}:{port}  (collection '{settings.collection}', {access})",
+        err=True,
+    )
     sys.stderr.flush()
     if open_browser:  # a detached helper opens the tab once the server had time to start
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"

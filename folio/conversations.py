@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS turns (
     sources TEXT NOT NULL,
     timings TEXT NOT NULL,
     created_at TEXT NOT NULL,
+    ask TEXT,  -- the whole ask object (added later: NULL in turns saved before)
     PRIMARY KEY (chat_id, n)
 );
 """
@@ -77,6 +78,11 @@ class StoredTurn:
     sources: list[dict[str, Any]]
     timings: dict[str, Any]
     created_at: str
+    ask: dict[str, Any] | None = None
+
+    def ask_object(self) -> dict[str, Any]:
+        """The turn's `folio ask --json` object (what was saved of it, for older turns)."""
+        return self.ask if self.ask is not None else self.to_json()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -112,6 +118,14 @@ class Conversation:
             "updated_at": self.updated_at,
         }
 
+    def transcript(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "collection": self.collection,
+            "turns": [t.ask_object() for t in self.turns],
+        }
+
 
 def conversations_dir(data_dir: Path) -> Path:
     return data_dir / "conversations"
@@ -133,6 +147,8 @@ class ConversationStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA busy_timeout=30000")
             db.executescript(_SCHEMA)
+            if "ask" not in {row[1] for row in db.execute("PRAGMA table_info(turns)")}:
+                db.execute("ALTER TABLE turns ADD COLUMN ask TEXT")  # stores from before
             if write:
                 db.execute("BEGIN IMMEDIATE")
                 try:
@@ -169,10 +185,11 @@ class ConversationStore:
                     sources=json.loads(t[7]),
                     timings=json.loads(t[8]),
                     created_at=t[9],
+                    ask=json.loads(t[10]) if t[10] else None,
                 )
                 for t in db.execute(
                     "SELECT n, answer_id, question, standalone_question, answer, refused, mode,"
-                    " sources, timings, created_at FROM turns WHERE chat_id = ? ORDER BY n",
+                    " sources, timings, created_at, ask FROM turns WHERE chat_id = ? ORDER BY n",
                     (chat_id,),
                 )
             ]
@@ -196,18 +213,51 @@ class ConversationStore:
             (n,) = db.execute(
                 "SELECT COALESCE(MAX(n), 0) + 1 FROM turns WHERE chat_id = ?", (chat_id,)
             ).fetchone()
+            ask = answer.to_json()
             turn = StoredTurn(
                 n, answer.answer_id, answer.question, answer.standalone_question, answer.answer,
-                answer.refused, answer.mode, sources, dict(answer.timings), now,
+                answer.refused, answer.mode, sources, dict(answer.timings), now, ask,
             )  # fmt: skip
             db.execute(
-                "INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO turns (chat_id, n, answer_id, question, standalone_question, answer,"
+                " refused, mode, sources, timings, created_at, ask)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (chat_id, turn.n, turn.answer_id, turn.question, turn.standalone_question,
                  turn.answer, int(turn.refused), turn.mode, json.dumps(turn.sources),
-                 json.dumps(turn.timings), now),
+                 json.dumps(turn.timings), now, json.dumps(ask, ensure_ascii=False)),
             )  # fmt: skip
             db.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, chat_id))
         return turn
+
+    def rename(self, chat_id: str, title: str) -> bool:
+        """False when there is no such conversation."""
+        check_chat_id(chat_id)
+        with self._db(write=True) as db:
+            changed = db.execute(
+                "UPDATE conversations SET title = ? WHERE id = ?", (_title(title), chat_id)
+            ).rowcount
+        return bool(changed)
+
+    def delete(self, chat_id: str) -> bool:
+        """False when there is no such conversation."""
+        check_chat_id(chat_id)
+        with self._db(write=True) as db:
+            db.execute("DELETE FROM turns WHERE chat_id = ?", (chat_id,))
+            deleted = db.execute("DELETE FROM conversations WHERE id = ?", (chat_id,)).rowcount
+        return bool(deleted)
+
+    def find_turn(self, answer_id: str) -> dict[str, Any] | None:
+        """The ask object of the turn that gave this answer."""
+        if not self.path.exists():
+            return None
+        with self._db() as db:
+            row = db.execute(
+                "SELECT chat_id, n FROM turns WHERE answer_id = ?", (answer_id,)
+            ).fetchone()
+        conversation = self.get(row[0]) if row else None
+        if conversation is None:
+            return None
+        return next(t.ask_object() for t in conversation.turns if t.answer_id == answer_id)
 
     def conversations(self) -> list[Conversation]:
         if not self.path.exists():
@@ -222,12 +272,32 @@ class ConversationStore:
 
 def list_conversations(data_dir: Path, collection: str | None = None) -> list[Conversation]:
     """Conversations of one collection, or of every collection; the most recent first."""
-    if collection is not None:
-        names = [collection]
-    else:
-        names = sorted(p.stem for p in conversations_dir(data_dir).glob("*.sqlite3"))
+    names = [collection] if collection is not None else _collections(data_dir)
     found = [c for name in names for c in ConversationStore(data_dir, name).conversations()]
     return sorted(found, key=lambda c: c.updated_at, reverse=True)
+
+
+def _collections(data_dir: Path) -> list[str]:
+    return sorted(p.stem for p in conversations_dir(data_dir).glob("*.sqlite3"))
+
+
+def find_conversation(data_dir: Path, chat_id: str) -> Conversation | None:
+    """A conversation by id, whichever collection it belongs to."""
+    check_chat_id(chat_id)
+    for name in _collections(data_dir):
+        found = ConversationStore(data_dir, name).get(chat_id)
+        if found is not None:
+            return found
+    return None
+
+
+def find_turn(data_dir: Path, answer_id: str) -> tuple[str, dict[str, Any]] | None:
+    """(collection, ask object) of a saved answer."""
+    for name in _collections(data_dir):
+        ask = ConversationStore(data_dir, name).find_turn(answer_id)
+        if ask is not None:
+            return name, ask
+    return None
 
 
 def _title(question: str) -> str:

@@ -36,8 +36,15 @@ def diagnose(settings: Settings) -> dict[str, Any]:
         report["embedding_model"] = {"name": settings.embedding_model, "found": False}
         problems.append({"what": "embedding model", "fix": str(exc)})
 
-    llm: dict[str, Any] = {"name": settings.llm_model, "found": False}
+    # With an LLM server configured the GGUF file is not used for answers: it is still
+    # reported (the eval judge may name it) but a missing one is no problem.
+    uses_server = bool(settings.llm_url)
+    llm: dict[str, Any] = {"name": settings.llm_model, "found": False, "used": not uses_server}
     report["llm"] = llm
+    report["llm_backend"] = "server" if uses_server else "local"
+    if uses_server:
+        report["llm_server"] = _llm_server(settings, problems)
+    gguf_problems: list[dict[str, str]] = []
     try:
         report["llama_cpp"] = {
             "version": llm_runtime.llama_cpp_module().__version__,
@@ -52,15 +59,37 @@ def diagnose(settings: Settings) -> dict[str, Any]:
         llm.update(found=True, path=str(llm_path), n_layers=layers, **plan.to_json())
         llm["n_threads"] = threads_for(settings)
     except ModelNotFoundError as exc:
-        problems.append({"what": "LLM", "fix": str(exc)})
+        gguf_problems.append({"what": "LLM", "fix": str(exc)})
     except Exception as exc:  # a GGUF llama.cpp cannot parse
-        problems.append({"what": "LLM", "fix": f"cannot read {settings.llm_model}: {exc}"})
+        gguf_problems.append({"what": "LLM", "fix": f"cannot read {settings.llm_model}: {exc}"})
+    if uses_server:
+        llm["problems"] = gguf_problems
+    else:
+        problems.extend(gguf_problems)
     report["llms_packaged"] = _packaged_llms(settings)
 
     report["chroma"] = _chroma(settings, problems)
     report["problems"] = problems
     report["ok"] = not problems
     return report
+
+
+def _llm_server(settings: Settings, problems: list[dict[str, str]]) -> dict[str, Any]:
+    """Reachability of the configured LLM server and the model it serves (GET /v1/models)."""
+    from folio.llm import check_llm
+
+    check = check_llm(settings)
+    info = {
+        "url": check["url"],
+        "reachable": "served_models" in check,
+        "model": check["model"],
+        "served_models": check.get("served_models", []),
+        "timeout_s": settings.llm_timeout_s,
+        "error": check["error"],
+    }
+    if not check["ok"]:
+        problems.append({"what": "LLM server", "fix": str(check["error"])})
+    return info
 
 
 def _packaged_llms(settings: Settings) -> dict[str, str | None]:
@@ -125,8 +154,15 @@ def render(report: dict[str, Any]) -> str:
         + (f" ({emb['fingerprint']})" if emb.get("fingerprint") else "")
     )
     llm = report["llm"]
-    lines.append(f"LLM: {llm['name']} -> {llm.get('path', 'NOT FOUND')}")
-    if llm.get("found"):
+    server = report.get("llm_server")
+    if server:
+        state = f"serves {server['model']}" if server["model"] else "UNREACHABLE"
+        if server["reachable"] and not server["model"]:
+            state = f"lists {', '.join(server['served_models']) or 'no models'}"
+        lines.append(f"LLM server: {server['url']} ({state})")
+    unused = "" if llm.get("used", True) else " (not used for answers: the LLM server is)"
+    lines.append(f"LLM: {llm['name']} -> {llm.get('path', 'NOT FOUND')}{unused}")
+    if llm.get("found") and llm.get("used", True):
         lines.append(
             f"GPU offload: {'on' if llm['layers_offloaded'] else 'off'}, "
             f"{llm['layers_offloaded']}/{llm['n_layers']} layers ({llm['reason']}); "

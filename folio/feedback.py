@@ -108,3 +108,25 @@ def to_eval_items(records: list[dict[str, Any]], include_down: bool = False) -> 
         if not liked:
             row["needs_review"] = True
         yield row
+
+
+def record_answer_feedback(
+    settings: Settings, ask: dict[str, Any], collection: str, rating: str | None, comment: str
+) -> None:
+    """One record for a rating and/or comment on an answer (its `folio ask --json` object)."""
+    record_feedback(
+        settings,
+        FeedbackRecord(
+            answer_id=str(ask["answer_id"]),
+            rating={"up": 1, "down": 0}.get(rating) if rating else None,
+            comment=comment,
+            question=str(ask["question"]),
+            answer=str(ask["answer"]),
+            refused=bool(ask["refused"]),
+            collection=collection,
+            sources=list(ask.get("sources", [])),
+            citations=list(ask.get("citations", [])),
+            prompt=dict(ask.get("prompt", {})),
+            model=dict(ask.get("model", {})),
+        ),
+    )

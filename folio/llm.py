@@ -1,69 +1,77 @@
-"""The local LLM: a GGUF model through llama.cpp, wrapped as a LangChain LLM, loaded once."""
+"""The LLM the chain generates with: in-process llama.cpp (default) or an OpenAI-compatible server.
+
+Both backends have one interface (`LLMBackend`), so the chain, the eval judge and the benchmarks
+never know which one answers. `settings.llm_url` set means the server (folio.llm_server); else the
+GGUF file `settings.llm_model` is loaded in this process (folio.llm_local).
+"""
 
 from __future__ import annotations
 
-import atexit
-import functools
-import logging
 import os
 import threading
+from collections.abc import Generator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from folio import llm_runtime
-from folio.models import ModelNotFoundError, resolve_llm_path
 from folio.settings import Settings
 
-log = logging.getLogger("folio.llm")
+if TYPE_CHECKING:
+    from folio.llm_local import LocalLLM
 
 
-@dataclass
-class LocalLLM:
-    """The LangChain runnable plus what the chain needs: token counts and the chat template."""
+class LLMUnavailableError(RuntimeError):
+    """The LLM server is down, refused, timed out or failed; the message is one line naming the
+    URL and the reason (interfaces show it as it is: HTTP 503, CLI exit 1)."""
 
-    path: Path
-    runnable: Any  # langchain_community.llms.LlamaCpp
-    gpu: llm_runtime.GpuPlan
-    n_ctx: int
-    n_threads: int
-    lock: threading.Lock  # llama.cpp is not thread-safe: one generation at a time
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt ready for a backend.
+
+    `text` is what is measured against the context window: the rendered chat template for the
+    local model; for a server (which applies its own template) system and user text together."""
+
+    kind: Literal["chat", "completion"]
+    system: str
+    user: str
+    text: str
+    stop: list[str]
+
+
+class LLMBackend(Protocol):
+    lock: threading.Lock  # one generation at a time
 
     @property
-    def client(self) -> Any:
-        return self.runnable.client
+    def backend(self) -> str:
+        """Which backend: local or server."""
+        ...
+
+    @property
+    def n_ctx(self) -> int: ...
 
     def count_tokens(self, text: str) -> int:
-        return len(self.client.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+        """Tokens of `text` as a prompt (BOS included)."""
+        ...
 
-    def truncate(self, text: str, max_tokens: int) -> str:
-        tokens = self.client.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-        if len(tokens) <= max_tokens:
-            return text
-        return str(self.client.detokenize(tokens[:max_tokens]).decode("utf-8", errors="ignore"))
+    def completion_tokens(self, text: str) -> int:
+        """Tokens of generated `text` (for timings)."""
+        ...
 
-    def chat_prompt(self, system: str, user: str) -> tuple[str, list[str]]:
-        """Render the model's own chat template (from the GGUF); plain text if it has none."""
-        template = self.client.metadata.get("tokenizer.chat_template")
-        if not template:
-            return f"{system}\n\n{user}\n\nAnswer:", ["\n\n"]
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    def truncate(self, text: str, max_tokens: int) -> str: ...
 
-        eos = self.client.detokenize([self.client.token_eos()]).decode(errors="ignore")
-        bos = self.client.detokenize([self.client.token_bos()]).decode(errors="ignore")
-        formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
-        messages: list[Any] = ([{"role": "system", "content": system}] if system else []) + [
-            {"role": "user", "content": user}
-        ]
-        try:
-            rendered = formatter(messages=messages)
-        except Exception:  # templates without a system role (gemma): fold it into the user turn
-            rendered = formatter(messages=[{"role": "user", "content": f"{system}\n\n{user}"}])
-        stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop]
-        return rendered.prompt, [s for s in stop if s]
+    def prompt(
+        self, kind: Literal["chat", "completion"], system: str, user: str, stop: list[str]
+    ) -> Prompt: ...
 
-    def model_info(self) -> dict[str, Any]:
-        return {"path": str(self.path), "n_gpu_layers": self.gpu.n_gpu_layers}
+    def prompt_tokens(self, prompt: Prompt) -> int: ...
+
+    def stream(self, prompt: Prompt, params: dict[str, Any]) -> Generator[str, None, None]:
+        """Generated text as it comes. Closing the iterator early stops the generation."""
+        ...
+
+    def invoke(self, prompt: Prompt, params: dict[str, Any]) -> str: ...
+
+    def model_info(self) -> dict[str, Any]: ...
 
 
 def threads_for(settings: Settings) -> int:
@@ -79,35 +87,14 @@ def threads_for(settings: Settings) -> int:
     return max(1, (cores or 1) // 2)
 
 
-@functools.lru_cache(maxsize=2)
-def _load(path: Path, n_ctx: int, n_gpu: str, n_threads: int, n_batch: int, seed: int) -> LocalLLM:
-    from langchain_community.llms import LlamaCpp
+def load_local_llm(settings: Settings) -> LocalLLM:
+    """The GGUF model `settings.llm_model` in this process (even when a server is configured:
+    the eval judge names a GGUF file on purpose)."""
+    from folio.llm_local import load_local
+    from folio.models import resolve_llm_path
 
-    try:
-        layers = llm_runtime.layer_count(path)
-    except ValueError as exc:
-        raise ModelNotFoundError(f"{path}: not a loadable GGUF model ({exc})") from None
-    gpu = llm_runtime.plan_gpu_layers("auto" if n_gpu == "auto" else int(n_gpu), layers)
-    log.info("loading %s: %s", path.name, gpu.reason)
-    runnable = LlamaCpp(
-        model_path=str(path),
-        n_ctx=n_ctx,
-        n_gpu_layers=gpu.n_gpu_layers,
-        n_threads=n_threads,
-        n_batch=n_batch,
-        seed=seed,
-        verbose=False,
-        model_kwargs={"n_threads_batch": n_threads},
-    )
-    # Free the model before interpreter teardown: llama.cpp's own __del__ fails that late.
-    atexit.register(runnable.client.close)
-    return LocalLLM(path, runnable, gpu, n_ctx, n_threads, threading.Lock())
-
-
-def load_llm(settings: Settings) -> LocalLLM:
-    """The configured LLM, loaded once per process for the same model and runtime settings."""
     path = resolve_llm_path(settings.llm_model, settings.data_dir)
-    return _load(
+    return load_local(
         path,
         settings.n_ctx,
         str(settings.n_gpu_layers),
@@ -115,3 +102,51 @@ def load_llm(settings: Settings) -> LocalLLM:
         settings.n_batch,
         settings.seed,
     )
+
+
+def load_llm(settings: Settings) -> LLMBackend:
+    """The configured LLM, set up once per process for the same settings."""
+    if settings.llm_url:
+        from folio.llm_server import server_llm
+
+        return server_llm(
+            settings.llm_url,
+            settings.llm_api_key,
+            settings.llm_server_model,
+            settings.llm_timeout_s,
+            settings.n_ctx,
+        )
+    return load_local_llm(settings)
+
+
+def configured_model_info(settings: Settings) -> dict[str, Any]:
+    """The `model` object before anything is loaded or asked (refusals, quote-only answers)."""
+    if settings.llm_url:
+        return {
+            "url": settings.llm_url,
+            "served_model": settings.llm_server_model,
+            "backend": "server",
+        }
+    from folio.models import resolve_llm_path
+
+    path = resolve_llm_path(settings.llm_model, settings.data_dir)
+    return {"path": str(path), "n_gpu_layers": settings.n_gpu_layers, "backend": "local"}
+
+
+def check_llm(settings: Settings) -> dict[str, Any]:
+    """For `folio doctor` and /readyz: can the configured LLM answer? Never raises.
+
+    Server: GET /v1/models within `llm_timeout_s`; local: the GGUF file resolves."""
+    if settings.llm_url:
+        from folio.llm_server import check_server
+
+        return check_server(settings)
+    from folio.models import ModelNotFoundError, resolve_llm_path
+
+    report: dict[str, Any] = {"ok": False, "backend": "local", "url": None, "model": None}
+    try:
+        report["model"] = str(resolve_llm_path(settings.llm_model, settings.data_dir))
+        report.update(ok=True, error=None)
+    except ModelNotFoundError as exc:
+        report["error"] = str(exc)
+    return report

@@ -103,6 +103,24 @@ class Settings(BaseSettings):
     n_threads: int | None = Field(default=None, ge=1)
     n_batch: int = Field(default=256, ge=1)
 
+    # LLM server: any OpenAI-compatible /v1 endpoint (llama.cpp's server, vLLM, Ollama). When set,
+    # generation goes there and `llm_model` is not loaded.
+    llm_url: str | None = Field(
+        default=None, description="OpenAI base URL of an LLM server, e.g. http://127.0.0.1:8080/v1"
+    )
+    llm_api_key: str | None = Field(default=None, repr=False)
+    llm_server_model: str | None = Field(
+        default=None, description="model name to request; unset = the first /v1/models lists"
+    )
+    llm_timeout_s: float = Field(default=120.0, gt=0)
+
+    # Access control: `folio serve` needs `Authorization: Bearer <api_key>` when it is set; the web
+    # UI asks for the password whose salted hash `folio password-hash` printed.
+    api_key: str | None = Field(default=None, repr=False)
+    ui_password_hash: str | None = Field(default=None, repr=False)
+    # Largest request body `folio serve` accepts (uploads); larger ones get 413 before being read.
+    max_upload_mb: float = Field(default=200.0, gt=0)
+
     # Sampling
     temperature: float = Field(default=0.0, ge=0)
     top_p: float = Field(default=0.95, gt=0, le=1)
@@ -143,6 +161,10 @@ class Settings(BaseSettings):
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
 
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
 
 class SettingsError(ValueError):
     """The configuration is unusable; the message says why."""
@@ -170,10 +192,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         return settings_cls(**values)
     except ValueError as exc:  # pydantic.ValidationError is a ValueError
-        raise SettingsError(_one_line(exc)) from exc
+        raise SettingsError(one_line_error(exc)) from exc
 
 
-def _one_line(exc: ValueError) -> str:
+def one_line_error(exc: ValueError) -> str:
     errors = getattr(exc, "errors", None)
     if callable(errors):
         parts = [

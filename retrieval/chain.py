@@ -6,13 +6,14 @@ check are our own code, so answer quality never depends on the model being smart
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from folio.llm import LocalLLM, load_llm
+from folio.llm import LLMBackend, Prompt, configured_model_info, load_llm
 from folio.models import load_embedding_model
 from folio.settings import Settings
 from prompts import PromptSpec, load_prompt
@@ -60,6 +61,7 @@ class Answer:
     chat: str | None = None  # the saved conversation this answer belongs to, if any
     answer_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # feedback refers to it
     refusal: Assessment | None = None  # the refusal model's verdict (None: nothing retrieved)
+    stopped: bool = False  # generation was cancelled; the answer holds what came before
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +84,7 @@ class Answer:
             "chat": self.chat,
             "answer_id": self.answer_id,
             "refusal": self.refusal.to_json() if self.refusal else None,
+            "stopped": self.stopped,
         }
 
 
@@ -110,14 +113,14 @@ class AnswerChain:
     def __init__(self, settings: Settings, retriever: QueryToChunks) -> None:
         self.settings = settings
         self.retriever = retriever
-        self._llm: LocalLLM | None = None
+        self._llm: LLMBackend | None = None
         # Per answer: the quote and the grounding check embed the same retrieved sentences.
         self._vectors: dict[str, list[float]] = {}
         # LLM rewrites of follow-ups, per (question, previous standalone question).
         self._rewrites: dict[tuple[str, tuple[str, ...]], str] = {}
 
     @property
-    def llm(self) -> LocalLLM:
+    def llm(self) -> LLMBackend:
         if self._llm is None:
             self._llm = load_llm(self.settings)
         return self._llm
@@ -164,18 +167,13 @@ class AnswerChain:
         key = (question, tuple(p.standalone for p in past[-1:]))
         if key in self._rewrites:
             return self._rewrites[key]
-        from langchain_core.output_parsers import StrOutputParser
-        from langchain_core.runnables import RunnableLambda
-
         spec = load_prompt("condense-question")
         previous = " ".join(past[-1].standalone.split())
-        chain = (
-            RunnableLambda(lambda q: spec.render(history=previous, question=q))
-            | self.llm.runnable.bind(stop=list(spec.stop), max_tokens=64, temperature=0.0)
-            | StrOutputParser()
-        )
+        text = spec.render(history=previous, question=question)
+        prompt = self.llm.prompt("completion", "", text, list(spec.stop))
         with self.llm.lock:
-            rewritten = " ".join(chain.invoke(question).split())
+            generated = self.llm.invoke(prompt, {"max_tokens": 64, "temperature": 0.0})
+        rewritten = " ".join(generated.split())
         # A tiny model may return nothing useful: fall back to the question itself.
         if not rewritten or len(rewritten) > 3 * len(question) + 120:
             rewritten = question
@@ -199,19 +197,30 @@ class AnswerChain:
     def build_prompt(
         self, spec: PromptSpec, question: str, hits: list[SearchHit], max_tokens: int
     ) -> tuple[str, list[str], list[SearchHit]]:
-        """The prompt that fits n_ctx: lowest-ranked sources dropped, then the last one cut."""
+        """(prompt text, stop sequences, sources kept): `fit_prompt` as plain text."""
+        prompt, kept = self.fit_prompt(spec, question, hits, max_tokens)
+        return prompt.text, prompt.stop, kept
+
+    def fit_prompt(
+        self, spec: PromptSpec, question: str, hits: list[SearchHit], max_tokens: int
+    ) -> tuple[Prompt, list[SearchHit]]:
+        """The prompt that fits n_ctx: lowest-ranked sources dropped, then the last one cut.
+
+        Tokens are counted by the backend: the local model's tokenizer, or the server's
+        tokenizer endpoint (or a high estimate when it has none)."""
         llm = self.llm
         question = llm.truncate(question, max(32, llm.n_ctx // 8))
         budget = llm.n_ctx - max_tokens
         kept = list(hits)
         while True:
-            prompt, stop = self._render(spec, question, kept)
-            if llm.count_tokens(prompt) <= budget or not kept:
-                return prompt, stop, kept
+            prompt = self._render(spec, question, kept)
+            size = llm.prompt_tokens(prompt)
+            if size <= budget or not kept:
+                return prompt, kept
             if len(kept) > 1:
                 kept.pop()
                 continue
-            overflow = llm.count_tokens(prompt) - budget
+            overflow = size - budget
             body = kept[0].context or kept[0].text
             room = llm.count_tokens(body) - overflow - 8
             if room < 16:
@@ -219,14 +228,9 @@ class AnswerChain:
                 continue
             kept = [replace(kept[0], context=llm.truncate(body, room))]
 
-    def _render(
-        self, spec: PromptSpec, question: str, hits: list[SearchHit]
-    ) -> tuple[str, list[str]]:
+    def _render(self, spec: PromptSpec, question: str, hits: list[SearchHit]) -> Prompt:
         user = spec.render(context=format_context(hits), question=neutralise(question))
-        if spec.kind == "completion":
-            return user, list(spec.stop)
-        prompt, stop = self.llm.chat_prompt(spec.system, user)
-        return prompt, list(spec.stop) + stop
+        return self.llm.prompt(spec.kind, spec.system, user, list(spec.stop))
 
     # --- the whole answer ---------------------------------------------------------------------
     def stream(
@@ -234,9 +238,14 @@ class AnswerChain:
         question: str,
         history: Sequence[Turn | PastTurn] = (),
         options: SearchOptions | None = None,
+        *,
+        cancel: threading.Event | None = None,
         **sampling: Any,
     ) -> Iterator[Token | Answer]:
-        """Yield generated tokens as they come, then the final Answer."""
+        """Yield generated tokens as they come, then the final Answer.
+
+        `cancel` set during generation stops it at once: the text so far is finished like any
+        answer (citations, grounding) with `stopped` true. Set before, nothing is generated."""
         settings = self.settings
         started = time.perf_counter()
         self._vectors = {}
@@ -267,7 +276,7 @@ class AnswerChain:
             citations=[],
             sources=hits,
             prompt=spec,
-            model=self._model_info(),
+            model=configured_model_info(settings),
             timings={"retrieve_ms": round(retrieve_ms, 1), "first_token_ms": None,
                      "total_ms": None, "completion_tokens": 0, "tokens_per_s": None},
         )  # fmt: skip
@@ -283,22 +292,14 @@ class AnswerChain:
             return
         answer.refused = False
         if mode != "quote":
-            yield from self._generate(answer, spec, standalone, hits, params, started)
-            answer.model = self._model_info()
+            yield from self._generate(answer, spec, standalone, hits, params, started, cancel)
+            if self._llm is not None:
+                answer.model = self._llm.model_info()
         # The quote comes from the sources the answer lists (after fitting the context window).
         answer.quote = answer_quote(standalone, answer.sources, self.embed)
         self._finish(answer, mode)
         answer.timings["total_ms"] = round((time.perf_counter() - started) * 1000, 1)
         yield answer
-
-    def _model_info(self) -> dict[str, Any]:
-        """The loaded model's facts; before loading (refusals, quotes) only what is configured."""
-        if self._llm is not None:
-            return self._llm.model_info()
-        from folio.models import resolve_llm_path
-
-        path = resolve_llm_path(self.settings.llm_model, self.settings.data_dir)
-        return {"path": str(path), "n_gpu_layers": self.settings.n_gpu_layers}
 
     def _generate(
         self,
@@ -308,25 +309,38 @@ class AnswerChain:
         hits: list[SearchHit],
         params: dict[str, Any],
         started: float,
+        cancel: threading.Event | None = None,
     ) -> Iterator[Token]:
-        max_tokens = min(int(params["max_tokens"]), self.llm.n_ctx // 2)
+        if cancel is not None and cancel.is_set():  # cancelled while waiting: load nothing
+            answer.stopped = True
+            return
+        llm = self.llm
+        max_tokens = min(int(params["max_tokens"]), llm.n_ctx // 2)
         params["max_tokens"] = max_tokens
-        prompt, stop, kept = self.build_prompt(spec, question, hits, max_tokens)
+        prompt, kept = self.fit_prompt(spec, question, hits, max_tokens)
         answer.sources = [replace(h, rank=n) for n, h in enumerate(kept, 1)]
         if not kept:
             return
         pieces: list[str] = []
         first: float | None = None
-        with self.llm.lock:
+        with llm.lock:
             gen_started = time.perf_counter()
-            for piece in self.llm.runnable.stream(prompt, stop=stop, **params):
-                if first is None:
-                    first = time.perf_counter()
-                pieces.append(piece)
-                yield Token(piece)
+            generation = llm.stream(prompt, params)
+            try:
+                for piece in generation:
+                    if first is None:
+                        first = time.perf_counter()
+                    pieces.append(piece)
+                    yield Token(piece)
+                    if cancel is not None and cancel.is_set():
+                        answer.stopped = True
+                        break
+            finally:
+                # Stops llama.cpp / closes the HTTP stream now, also when our consumer stops.
+                generation.close()
             gen_ended = time.perf_counter()
         text = "".join(pieces).strip()
-        tokens = len(self.llm.client.tokenize(text.encode(), add_bos=False)) if text else 0
+        tokens = llm.completion_tokens(text)
         answer.generated = text
         answer.timings.update(
             first_token_ms=round(((first or gen_ended) - started) * 1000, 1),
@@ -352,6 +366,15 @@ class AnswerChain:
             answer.answer, answer.citations = quoted, quote_citations
             answer.support = 1.0 if quote else 0.0
             answer.sentences = quote_sentences
+            return
+        if answer.stopped and not answer.generated.strip():
+            # Cancelled before any text: nothing to show but the quote (quote+generate); this
+            # is not the model refusing, so no "not found".
+            if mode == "quote+generate" and quote:
+                answer.answer, answer.citations = quoted, quote_citations
+                answer.sentences = quote_sentences
+            else:
+                answer.answer = ""
             return
         spec = answer.prompt
         raw = answer.generated

@@ -16,9 +16,11 @@ from retrieval.search import QueryToChunks, SearchOptions
 ASK_KEYS = {
     "question", "standalone_question", "answer", "quote", "mode", "refused", "support",
     "citations", "sources", "prompt", "model", "timings", "chat", "answer_id", "refusal",
-    "sentences",
+    "sentences", "stopped",
 }  # fmt: skip
-TIMING_KEYS = {"retrieve_ms", "first_token_ms", "total_ms", "completion_tokens", "tokens_per_s"}
+TIMING_KEYS = {
+    "retrieve_ms", "first_token_ms", "total_ms", "completion_tokens", "tokens_per_s", "queued_ms"
+}  # fmt: skip
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ def test_off_topic_question_is_refused_without_the_llm(apiary: Folio) -> None:
     # Nothing was generated, and the (unloadable) model was never loaded.
     assert result["timings"]["first_token_ms"] is None
     assert result["timings"]["completion_tokens"] == 0
-    assert set(result["model"]) == {"path", "n_gpu_layers"}
+    assert {"path", "n_gpu_layers"} <= set(result["model"])  # the configured model, unloaded
 
 
 def test_on_topic_question_is_answered(apiary: Folio) -> None:

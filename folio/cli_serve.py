@@ -1,0 +1,50 @@
+"""`folio serve`: the HTTP API (FastAPI under uvicorn), one process, one answer queue."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from folio.cli import ConfigOption, app, fail, settings_from
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind (0.0.0.0 serves the network).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="Port.")] = 8000,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", help="Serve a non-loopback address without an API key."),
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs). Set FOLIO_API_KEY to require
+    `Authorization: Bearer KEY` on every route but /healthz."""
+    from folio.auth import OpenBindError, refuse_open_bind
+
+    settings = settings_from(config)
+    try:
+        refuse_open_bind(
+            host,
+            secured=bool(settings.api_key),
+            insecure=insecure,
+            how="set FOLIO_API_KEY (or api_key in the config file)",
+            missing="an API key",
+        )
+    except OpenBindError as exc:
+        fail(str(exc), 2)
+    if insecure and not settings.api_key:
+        typer.echo(f"warning: serving {host} without an API key (--insecure)", err=True)
+
+    import uvicorn
+
+    from folio.api import create_app
+    from folio.api.app import describe
+
+    shown = f"[{host}]" if ":" in host else host
+    typer.echo(f"Folio API on http://{shown}:{port} (docs /docs); {describe(settings)}", err=True)
+    # One worker: the answer queue (and the loaded models) live in this process.
+    uvicorn.run(create_app(settings), host=host, port=port, workers=1, log_level="info")

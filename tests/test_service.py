@@ -1,0 +1,153 @@
+"""The service layer every interface calls: the answer queue (order, positions, cancel), the
+empty-collection answer, conversations and feedback. Real Chroma, real models, real files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import Folio
+from folio.service import AskRequest, BadRequest, FolioService, NotFound, Queued
+from folio.settings import load_settings
+from helpers import write_pdf
+from retrieval.chain import Answer, Token
+
+
+@pytest.fixture
+def service(folio: Folio, docs: Path) -> Iterator[FolioService]:
+    write_pdf(
+        docs / "harbour.pdf",
+        [
+            "# Harbour report\nThe harbour office opens at seven in the morning on weekdays.",
+            "# Lighthouse\nThe Skerry lighthouse was built in 1887 from local granite.",
+        ],
+    )
+    assert folio.json("ingest", docs)["added"] == 1
+    settings = load_settings(
+        data_dir=Path(folio.env["FOLIO_DATA_DIR"]), n_threads=1, torch_threads=1
+    )
+    svc = FolioService(settings)
+    yield svc
+    svc.close()
+
+
+def test_questions_are_answered_in_order_and_a_waiting_one_knows_its_place(
+    service: FolioService,
+) -> None:
+    slow = AskRequest(
+        "When was the Skerry lighthouse built?", answer_mode="generate", max_tokens=48
+    )
+    first = service.submit(slow)
+    second = service.submit(AskRequest("When does the harbour office open?"))
+    third = service.submit(AskRequest("What was the lighthouse built from?"))
+    assert second.position >= 1 and third.position == second.position + 1
+    events = list(third.follow())
+    assert isinstance(events[0], Queued) and events[0].position >= 2
+    positions = [e.position for e in events if isinstance(e, Queued)]
+    assert positions == sorted(positions, reverse=True)  # it moves up, never back
+    answer = events[-1]
+    assert isinstance(answer, Answer) and "granite" in answer.answer
+    # Nothing was dropped and the order held: each started after the one before finished.
+    assert first.result().question == slow.question
+    assert "The harbour office opens at seven" in second.result().answer
+    assert first.started_at and second.started_at and third.started_at
+    assert first.started_at < second.started_at < third.started_at
+    assert answer.timings["queued_ms"] and answer.timings["queued_ms"] > 0
+
+
+def test_cancel_drops_a_waiting_question_and_stops_a_running_one(
+    service: FolioService, tmp_path: Path
+) -> None:
+    counting = tmp_path / "counting.yaml"  # a prompt that keeps a tiny model going for long
+    counting.write_text(
+        "name: counting\nversion: 1\nkind: completion\nstop: []\ntemplate: |\n"
+        "  {context}\n  Question: {question}\n  Count from 1 to 1000: 1, 2, 3, 4, 5,\n",
+        encoding="utf-8",
+    )
+    running = service.submit(
+        AskRequest(
+            "When was the Skerry lighthouse built?", prompt=str(counting),
+            answer_mode="generate", max_tokens=900,
+        )
+    )  # fmt: skip
+    waiting = service.submit(AskRequest("When does the harbour office open?"))
+    events = running.follow()
+    first = next(e for e in events if isinstance(e, Token))  # generating now
+    waiting.cancel()
+    running.cancel()
+    rest = list(events)
+    answer = rest[-1]
+    assert isinstance(answer, Answer) and answer.to_json()["stopped"] is True
+    assert answer.timings["completion_tokens"] is not None
+    assert answer.timings["completion_tokens"] < 300  # it stopped long before max_tokens
+    assert first.text and answer.generated  # the partial answer is kept
+    assert waiting.state == "cancelled" and list(waiting.follow()) == []
+    # The queue goes on: the next question is answered.
+    after = service.ask(AskRequest("When does the harbour office open?"))
+    assert "seven" in after.answer and after.to_json()["stopped"] is False
+
+
+def test_an_empty_collection_says_so(service: FolioService, folio: Folio) -> None:
+    assert service.create_collection("empty-one") is True
+    assert service.create_collection("empty-one") is False
+    answer = service.ask(AskRequest("Anything?", collection="empty-one"))
+    assert answer.refused and "The collection 'empty-one' is empty" in answer.answer
+    assert "folio ingest PATH --collection empty-one" in answer.answer
+    # The CLI says the same, because it asks the service.
+    cli = folio.json("ask", "Anything?", "--collection", "empty-one")
+    assert cli["answer"] == answer.answer
+    names = {c["name"]: c for c in service.collections()}
+    assert names["empty-one"] == {"name": "empty-one", "documents": 0, "chunks": 0}
+    assert names["default"]["documents"] == 1 and names["default"]["chunks"] >= 2
+
+
+@pytest.mark.parametrize(
+    ("request_", "code"),
+    [
+        (AskRequest("   "), "empty_question"),
+        (AskRequest("Why?", k=0), "k_out_of_range"),
+        (AskRequest("Why?", collection="Bad Name"), "invalid_collection"),
+        (AskRequest("Why?", chat="no spaces allowed"), "invalid_chat_id"),
+        (AskRequest("Why?", retrieval_mode="psychic"), "invalid_option"),
+        (AskRequest("Why?", prompt="no-such-prompt"), "invalid_option"),
+    ],
+)
+def test_bad_requests_are_refused_before_queueing(
+    service: FolioService, request_: AskRequest, code: str
+) -> None:
+    with pytest.raises(BadRequest) as raised:
+        service.submit(request_)
+    assert raised.value.code == code and raised.value.status == 400
+
+
+def test_chats_are_saved_renamed_and_deleted(service: FolioService, folio: Folio) -> None:
+    first = service.ask(AskRequest("When was the Skerry lighthouse built?", new_chat=True))
+    assert first.chat
+    follow_up = service.ask(AskRequest("What was it built from?", chat=first.chat))
+    assert "granite" in follow_up.answer and follow_up.chat == first.chat
+    transcript = service.chat(first.chat)
+    assert [t["question"] for t in transcript["turns"]] == [first.question, follow_up.question]
+    assert transcript["turns"][1] == follow_up.to_json()  # the whole ask object is kept
+    assert service.rename_chat(first.chat, "Lighthouse facts")["title"] == "Lighthouse facts"
+    assert folio.json("chats")["chats"][0]["title"] == "Lighthouse facts"
+    service.delete_chat(first.chat)
+    with pytest.raises(NotFound):
+        service.chat(first.chat)
+    assert folio.json("chats")["chats"] == []
+
+
+def test_feedback_is_one_record_per_rating_for_a_known_answer(
+    service: FolioService, folio: Folio
+) -> None:
+    answer = service.ask(AskRequest("When was the Skerry lighthouse built?"))
+    service.feedback(answer.answer_id, "down", "It should say 1887 in the answer")
+    with pytest.raises(NotFound):
+        service.feedback("no-such-answer", "up")
+    lines = (Path(folio.env["FOLIO_DATA_DIR"]) / "feedback.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["rating"] == 0 and record["comment"] == "It should say 1887 in the answer"
+    assert record["question"] == answer.question and record["collection"] == "default"
