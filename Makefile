@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install demo ui browser test test-fast lint bench eval eval-study clean
+.PHONY: install demo ui serve browser test test-fast lint bench eval eval-study clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ demo: install
 
 ui: install
 	$(BIN)/folio ui --port $(PORT) --open
+
+# The HTTP API (docs at http://127.0.0.1:$(API_PORT)/docs). Set FOLIO_API_KEY to require a key.
+API_PORT ?= 8000
+serve: install
+	$(BIN)/folio serve --port $(API_PORT)
 
 # Headless Chromium for the real-browser UI test (Debian packages), installed when missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

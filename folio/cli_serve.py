@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from folio.cli import ConfigOption, app, fail, settings_from
+from folio.cli import ConfigOption, _State, app, fail, settings_from
 
 
 @app.command()
@@ -41,10 +43,13 @@ def serve(
 
     import uvicorn
 
-    from folio.api import create_app
-    from folio.api.app import describe
-
+    config_file = config or _State.config
+    if config_file is not None:  # the API reads its settings itself, as the web UI does
+        os.environ["FOLIO_CONFIG"] = str(Path(config_file).absolute())
     shown = f"[{host}]" if ":" in host else host
-    typer.echo(f"Folio API on http://{shown}:{port} (docs /docs); {describe(settings)}", err=True)
+    typer.echo(f"Folio API on http://{shown}:{port} (docs /docs)", err=True)
     # One worker: the answer queue (and the loaded models) live in this process.
-    uvicorn.run(create_app(settings), host=host, port=port, workers=1, log_level="info")
+    uvicorn.run(
+        "folio.api.app:app_from_environment", factory=True, host=host, port=port, workers=1,
+        log_level="info",
+    )  # fmt: skip

@@ -173,9 +173,12 @@ class SettingsError(ValueError):
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build the settings: defaults, then the YAML file, then FOLIO_* env, then overrides.
 
-    Overrides whose value is None are ignored, so CLI options can pass them through unset.
+    Overrides whose value is None are ignored, so CLI options can pass them through unset. With
+    no file given, FOLIO_CONFIG names it (how `folio ui` and `folio serve` pass `--config` on).
     """
     values = {key: value for key, value in overrides.items() if value is not None}
+    if config_file is None and os.environ.get("FOLIO_CONFIG"):
+        config_file = Path(os.environ["FOLIO_CONFIG"])
     settings_cls: type[Settings] = Settings
     if config_file is not None:
         if not config_file.is_file():

@@ -30,10 +30,13 @@ def server(root: Path) -> Iterator[ApiServer]:
     docs = root / "docs"
     docs.mkdir()
     (docs / "tides.md").write_text("# Tides\n\nHigh tide at Leith is at 14:05 on Sunday.\n")
-    env = api_env(root / "data", FOLIO_API_KEY=KEY, FOLIO_MAX_UPLOAD_MB=str(LIMIT_MB))
+    env = api_env(root / "data")
     ingested = run_folio(env, "ingest", str(docs), "--json")
     assert ingested.returncode == 0, ingested.stderr
-    with api_server(env, root / "serve.log") as running:
+    # The key and the limit come from `--config`, as a deployment would keep them out of `ps`.
+    config = root / "folio.yaml"
+    config.write_text(f"api_key: {KEY}\nmax_upload_mb: {LIMIT_MB}\n", encoding="utf-8")
+    with api_server(env, root / "serve.log", "--config", str(config)) as running:
         yield running
 
 

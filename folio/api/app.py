@@ -70,6 +70,18 @@ def create_app(settings: Settings, service: FolioService | None = None) -> FastA
     return app
 
 
+def app_from_environment() -> FastAPI:
+    """uvicorn's factory for `folio serve`: settings from FOLIO_* (and FOLIO_CONFIG), read when
+    the server starts."""
+    import logging
+
+    from folio.settings import load_settings
+
+    settings = load_settings()
+    logging.getLogger("uvicorn.error").info("Folio: %s", describe(settings))
+    return create_app(settings)
+
+
 def describe(settings: Settings) -> str:
     """Collections (those with a manifest, and the default), the LLM backend, and the key."""
     manifests = settings.data_dir / "manifests"
