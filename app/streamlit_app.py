@@ -12,7 +12,7 @@ import streamlit as st
 
 from app import panels
 from app.render import STYLE, answer_html, timings_caption
-from folio.service import AskRequest, FolioService, Queued, ServiceError
+from folio.service import AskRequest, FolioService, Queued, ServiceError, error_for
 from folio.settings import Settings, SettingsError, load_settings
 from retrieval.chain import NOT_FOUND, Answer, Token
 from retrieval.followups import PastTurn
@@ -60,6 +60,7 @@ def _ask(service: FolioService, question: str, options: dict[str, Any]) -> None:
     with st.chat_message("assistant"):
         notice = st.empty()
         done: dict[str, Answer] = {}
+        job = None
         try:
             job = service.submit(
                 AskRequest(question, collection=state.collection, history=history, **options)
@@ -79,6 +80,11 @@ def _ask(service: FolioService, question: str, options: dict[str, Any]) -> None:
             st.error(f"Could not answer: {exc.message}")
             state.messages.pop()
             return
+        finally:
+            # A rerun or a closed tab abandons this script run: its question stops, so it does
+            # not keep the one answer queue busy for nobody.
+            if job is not None and "answer" not in done:
+                job.cancel()
     state.messages.append(
         {"role": "assistant", "answer": done["answer"], "model": options["llm_model"]}
     )
@@ -150,9 +156,15 @@ def main() -> None:
     with st.sidebar:
         if st.button("New chat", icon=":material/refresh:", width="stretch"):
             state.messages = []
-        panels.collections(service)
-        panels.documents(service)
-        panels.uploads(service)
+        try:
+            panels.collections(service)
+            panels.documents(service)
+            panels.uploads(service)
+        except Exception as exc:  # the store is down, the index locked: one line, not a trace
+            error = error_for(exc)
+            if error is None:
+                raise
+            st.error(error.message)
         options = panels.answer_settings(service)
         panels.status(service, options["llm_model"])
 

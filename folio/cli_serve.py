@@ -25,7 +25,7 @@ def serve(
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs). Set FOLIO_API_KEY to require
     `Authorization: Bearer KEY` on every route but /healthz."""
-    from folio.auth import OpenBindError, refuse_open_bind
+    from folio.auth import OpenBindError, is_loopback, refuse_open_bind
 
     settings = settings_from(config)
     try:
@@ -38,7 +38,7 @@ def serve(
         )
     except OpenBindError as exc:
         fail(str(exc), 2)
-    if insecure and not settings.api_key:
+    if insecure and not settings.api_key and not is_loopback(host):
         typer.echo(f"warning: serving {host} without an API key (--insecure)", err=True)
 
     import uvicorn

@@ -79,6 +79,9 @@ def ui(
         "--server.maxUploadSize", str(max(1, int(settings.max_file_mb + 0.999))),
         "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "minimal",
+        # A bug's traceback goes to the server's log, not to every browser (known errors are
+        # shown as one line by the page itself).
+        "--client.showErrorDetails", "none",
         "--global.developmentMode", "false",
     ]  # fmt: skip
     # The hash reaches Streamlit through the environment or FOLIO_CONFIG (as every setting does),

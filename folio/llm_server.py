@@ -170,6 +170,11 @@ class ServerLLM:
             )
         return unavailable(self.url, exc, self.timeout_s)
 
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
     def served_models(self) -> list[str]:
         data = self._get_json(f"{self.url}/models")
         return [str(m["id"]) for m in data.get("data", []) if isinstance(m, dict) and "id" in m]
@@ -353,13 +358,18 @@ def server_llm(
     return ServerLLM(url, api_key, model, timeout_s, n_ctx)
 
 
+CHECK_TIMEOUT_S = 5.0
+
+
 def check_server(settings: Settings) -> dict[str, Any]:
     """{"ok", "backend", "url", "model", "error"}: GET /v1/models within the timeout; the model
     is `llm_server_model` (which must be listed) or the first listed."""
     assert settings.llm_url
+    # A probe (doctor, /readyz) answers within seconds even when answers may take minutes.
+    timeout_s = min(settings.llm_timeout_s, CHECK_TIMEOUT_S)
     server = ServerLLM(
-        settings.llm_url, settings.llm_api_key, settings.llm_server_model,
-        settings.llm_timeout_s, settings.n_ctx,
+        settings.llm_url, settings.llm_api_key, settings.llm_server_model, timeout_s,
+        settings.n_ctx,
     )  # fmt: skip
     report: dict[str, Any] = {"ok": False, "backend": "server", "url": server.url, "model": None}
     try:
@@ -367,6 +377,8 @@ def check_server(settings: Settings) -> dict[str, Any]:
     except LLMUnavailableError as exc:
         report["error"] = str(exc)
         return report
+    finally:
+        server.close()
     report["served_models"] = models
     wanted = settings.llm_server_model
     if wanted and wanted not in models:

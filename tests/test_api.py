@@ -7,6 +7,7 @@ processes before it starts, so the CLI and the API can be compared on the same i
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -108,7 +109,10 @@ def test_health_readiness_and_docs(client: httpx.Client) -> None:
                   "/v1/chats/{chat_id}", "/v1/feedback", "/v1/chat/completions", "/v1/models",
                   "/healthz", "/readyz"):  # fmt: skip
         assert route in paths
-    assert "swagger" in client.get("/docs").text.lower()
+    docs = client.get("/docs").text
+    assert "swagger" in docs.lower() and "cdn." not in docs  # works on a machine offline
+    script = re.search(r'src="([^"]+swagger-ui-bundle\.js)"', docs)
+    assert script and client.get(script.group(1)).status_code == 200
 
 
 def test_the_api_and_the_cli_give_the_same_answer(library: Library, client: httpx.Client) -> None:
@@ -344,3 +348,11 @@ def saved_turn(client: httpx.Client, chat: str, timeout: float = 60) -> dict[str
             return dict(found.json()["turns"][-1])
         time.sleep(0.3)
     raise AssertionError(f"chat {chat} was never saved")
+
+
+def test_only_uploads_may_be_large(client: httpx.Client) -> None:
+    """A question of over a megabyte is refused (413) though uploads may reach max_upload_mb."""
+    huge = client.post("/v1/search", json={"query": "lock " * 250_000})
+    assert huge.status_code == 413
+    assert "requests other than uploads" in huge.json()["error"]["message"]
+    assert client.post("/v1/search", json={"query": "lock"}).status_code == 200

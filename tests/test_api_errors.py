@@ -103,7 +103,7 @@ BAD_REQUESTS = [
     ("POST", "/v1/ask", {"json": {"question": "When?", "chat": "../etc"}}, 422, "invalid_chat_id"),
     ("POST", "/v1/ask", {"json": {"question": "When?", "prompt": "/etc/passwd"}}, 422,
      "invalid_request"),
-    ("POST", "/v1/ask", {"json": {"question": "When?", "prompt": "no-such-prompt"}}, 400,
+    ("POST", "/v1/ask", {"json": {"question": "When?", "prompt": "no-such-prompt"}}, 422,
      "invalid_option"),
     ("POST", "/v1/ask", {"json": {"question": "When?", "temprature": 0.5}}, 422,
      "invalid_request"),

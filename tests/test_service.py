@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Folio
-from folio.service import AskRequest, BadRequest, FolioService, NotFound, Queued
+from folio.service import AskRequest, BadRequest, FolioService, NotFound, Queued, ServiceError
 from folio.settings import load_settings
 from helpers import write_pdf
 from retrieval.chain import Answer, Token
@@ -120,7 +120,7 @@ def test_bad_requests_are_refused_before_queueing(
 ) -> None:
     with pytest.raises(BadRequest) as raised:
         service.submit(request_)
-    assert raised.value.code == code and raised.value.status == 400
+    assert raised.value.code == code and raised.value.status == 422
 
 
 def test_chats_are_saved_renamed_and_deleted(service: FolioService, folio: Folio) -> None:
@@ -151,3 +151,57 @@ def test_feedback_is_one_record_per_rating_for_a_known_answer(
     record = json.loads(lines[0])
     assert record["rating"] == 0 and record["comment"] == "It should say 1887 in the answer"
     assert record["question"] == answer.question and record["collection"] == "default"
+
+
+@pytest.mark.parametrize("path", ["", "/", "relative/notes.md"])
+def test_removing_an_empty_root_or_relative_path_is_refused(
+    service: FolioService, path: str
+) -> None:
+    with pytest.raises(BadRequest) as raised:
+        service.remove(None, [path])
+    assert raised.value.code == "invalid_path"
+    assert len(service.sources()["documents"]) == 1  # nothing was removed
+
+
+def test_an_upload_that_cannot_be_ingested_leaves_the_previous_file(
+    service: FolioService, folio: Folio
+) -> None:
+    from filelock import FileLock
+
+    from folio.service import Upload, error_for
+
+    first = service.upload(None, [Upload("notes.md", b"# Notes\n\nThe gate code is 4711.\n")])
+    assert first.report.added == 1
+    saved = service.upload_dir("default") / "notes.md"
+    quick = FolioService(service.settings.model_copy(update={"lock_timeout_s": 0.2}))
+    busy = FileLock(str(service.settings.data_dir / "folio.lock"))  # another writer is busy
+    with busy, pytest.raises(Exception) as raised:
+        quick.upload(None, [Upload("notes.md", b"# Notes\n\nThe gate code is 1234.\n")])
+    quick.close()
+    error = error_for(raised.value)
+    assert error is not None and error.code == "index_locked" and error.status == 409
+    assert "4711" in saved.read_text()  # the file on disk is still the indexed version
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["notes.md"]  # no stray backup
+    assert "4711" in folio.json("ask", "What is the gate code?")["answer"]
+
+
+def test_upload_names_keep_letters_of_any_script() -> None:
+    from folio.service.documents import safe_upload_name
+
+    assert safe_upload_name("отчёт за квартал.pdf") == "отчёт за квартал.pdf"
+    assert safe_upload_name("報告.pdf") == "報告.pdf"
+    assert safe_upload_name("résumé.pdf") != safe_upload_name("rósumí.pdf")
+
+
+def test_a_search_never_creates_a_collection(service: FolioService) -> None:
+    assert service.search("nowhere", "lighthouse") == {"query": "lighthouse", "results": []}
+    assert "nowhere" not in service.collection_names()
+
+
+def test_a_chat_id_belongs_to_one_collection(service: FolioService) -> None:
+    first = service.ask(AskRequest("When was the Skerry lighthouse built?", chat="harbour-chat"))
+    assert first.chat == "harbour-chat"
+    service.create_collection("other")
+    with pytest.raises(ServiceError) as raised:
+        service.submit(AskRequest("Anything?", collection="other", chat="harbour-chat"))
+    assert raised.value.code == "chat_in_other_collection" and raised.value.status == 409

@@ -66,6 +66,9 @@ class BearerKeyGuard:
         )
 
 
+JSON_BODY_LIMIT = 1024 * 1024
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -79,16 +82,20 @@ class BodyLimitGuard:
         self.app = app
         self.limit = limit
 
-    def _too_large(self) -> str:
-        return f"the request body is over the {self.limit / 1024 / 1024:g} MB limit (max_upload_mb)"
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await send_error(send, 413, "too_large", self._too_large(), {"Connection": "close"})
+        headers = Headers(scope=scope)
+        # Only uploads (multipart) may be large; a question or a search fits in a megabyte.
+        if headers.get("content-type", "").startswith("multipart/"):
+            limit, why = self.limit, "max_upload_mb"
+        else:
+            limit, why = min(self.limit, JSON_BODY_LIMIT), "for requests other than uploads"
+        too_large = f"the request body is over the {limit / 1024 / 1024:g} MB limit ({why})"
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await send_error(send, 413, "too_large", too_large, {"Connection": "close"})
             return
         received = 0
         exceeded = False
@@ -99,7 +106,7 @@ class BodyLimitGuard:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     exceeded = True
                     raise _BodyTooLarge
             return message
@@ -117,4 +124,4 @@ class BodyLimitGuard:
             if started:
                 raise
         if exceeded and not started:
-            await send_error(send, 413, "too_large", self._too_large(), {"Connection": "close"})
+            await send_error(send, 413, "too_large", too_large, {"Connection": "close"})

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from folio.api.calls import call
 from folio.api.deps import Service
 from folio.api.schemas import COLLECTION, ERROR_RESPONSES, CollectionBody, SearchBody
-from folio.service import NotFound, Upload
+from folio.service import Upload
 
 router = APIRouter(tags=["documents"], responses=ERROR_RESPONSES)
 
@@ -63,16 +63,7 @@ async def remove_documents(
     collection: CollectionQuery = None,
 ) -> dict[str, Any]:
     """All or nothing: when any path matches no document, nothing is removed (404)."""
-    from folio.service.documents import match_documents
-
-    listed = await call(service.sources, collection)
-    _, missing = match_documents([d["path"] for d in listed["documents"]], path)
-    if missing:
-        raise NotFound(
-            "document_not_found",
-            f"not in collection '{listed['collection']}': {', '.join(missing)[:500]}",
-        )
-    return await call(service.remove, collection, path)
+    return await call(service.remove, collection, path, all_or_nothing=True)
 
 
 @router.get("/v1/collections", summary="Collections with their document and chunk counts")

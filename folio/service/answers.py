@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from folio.service.errors import ServiceError, error_for
+from folio.service.errors import ServiceError, Unavailable, error_for
 from folio.settings import Settings
 from retrieval.chain import Answer, Token
 from retrieval.followups import PastTurn
@@ -26,7 +26,8 @@ from retrieval.followups import PastTurn
 log = logging.getLogger("folio.service")
 
 SAMPLING = ("temperature", "top_p", "top_k", "repeat_penalty", "max_tokens", "seed")
-FINISHED_JOBS_KEPT = 256  # finished jobs stay followable (a page reload) until this many newer
+FINISHED_JOBS_KEPT = 256  # finished jobs stay followable until this many newer ones finished
+MAX_WAITING = 100  # more waiting questions than this are refused (503), not queued for hours
 
 
 @dataclass
@@ -109,7 +110,7 @@ class AnswerJob:
         for event in self.follow():
             if isinstance(event, Answer):
                 return event
-        raise ServiceError("cancelled", "the question was cancelled before it was answered")
+        raise Unavailable("cancelled", "the question was cancelled before it was answered")
 
 
 class AnswerQueue:
@@ -126,7 +127,11 @@ class AnswerQueue:
     def submit(self, job: AnswerJob) -> AnswerJob:
         with self._changed:
             if self._closed:
-                raise ServiceError("shutting_down", "Folio is shutting down")
+                raise Unavailable("shutting_down", "Folio is shutting down")
+            if len(self._waiting) >= MAX_WAITING:
+                raise Unavailable(
+                    "queue_full", f"{MAX_WAITING} questions are waiting already; try again soon"
+                )
             job.queue = self
             self._waiting.append(job)
             self._jobs[job.id] = job
@@ -139,20 +144,12 @@ class AnswerQueue:
             self._changed.notify_all()
         return job
 
-    def get(self, job_id: str) -> AnswerJob | None:
-        with self._changed:
-            return self._jobs.get(job_id)
-
     def position(self, job: AnswerJob) -> int:
         with self._changed:
             try:
                 return self._waiting.index(job) + 1
             except ValueError:
                 return 0
-
-    def waiting(self) -> int:
-        with self._changed:
-            return len(self._waiting)
 
     def cancel(self, job: AnswerJob) -> None:
         with self._changed:
@@ -162,16 +159,22 @@ class AnswerQueue:
                 job.state = "cancelled"
             self._changed.notify_all()
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Stop taking questions, cancel the waiting and the running one; True once the worker
+        has stopped (a prompt still being read by llama.cpp may take it a few seconds more)."""
         with self._changed:
             self._closed = True
             for job in list(self._waiting):
                 job.state = "cancelled"
             self._waiting.clear()
+            for job in self._jobs.values():  # the running one stops at its next token
+                job.cancel_event.set()
             running = self._worker
             self._changed.notify_all()
         if running is not None and running is not threading.current_thread():
             running.join(timeout=5)
+            return not running.is_alive()
+        return True
 
     def follow(self, job: AnswerJob) -> Iterator[Event]:
         seen = 0

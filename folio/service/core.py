@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from folio.service.answers import AnswerJob, AnswerQueue, AskRequest, empty_collection_answer
+from folio.service.chats import ConversationsAndFeedback
 from folio.service.documents import Upload, UploadResult, match_documents, stage_uploads
-from folio.service.errors import BadRequest, NotFound, ServiceError
+from folio.service.errors import BadRequest, Conflict, NotFound, ServiceError
 from folio.settings import Settings, check_collection_name, one_line_error
 from ingest.pipeline import IngestProgress, IngestReport
 from retrieval.chain import Answer, AnswerChain, Token
@@ -25,7 +26,7 @@ from retrieval.search import QueryToChunks, SearchOptions
 RECENT_ANSWERS_KEPT = 1000  # answers feedback can refer to without a saved conversation
 
 
-class FolioService:
+class FolioService(ConversationsAndFeedback):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._queue = AnswerQueue(self._answer)
@@ -33,6 +34,7 @@ class FolioService:
         self._chains: dict[tuple[str, str], AnswerChain] = {}
         self._searchers: dict[str, QueryToChunks] = {}
         self._search_lock = threading.Lock()
+        self._upload_lock = threading.Lock()
         self._stale_lock = threading.Lock()
         self._stale_answers: set[str] = set()
         self._recent: OrderedDict[str, tuple[str, Answer]] = OrderedDict()
@@ -45,9 +47,9 @@ class FolioService:
         return ChromaStore(self.settings.data_dir, self.settings.chroma_url)
 
     def close(self) -> None:
-        self._queue.close()
-        for chain in self._chains.values():
-            chain.retriever.close()
+        if self._queue.close():  # else the worker still uses its chains: the process ends anyway
+            for chain in self._chains.values():
+                chain.retriever.close()
         with self._search_lock:
             for retriever in self._searchers.values():
                 retriever.close()
@@ -133,11 +135,16 @@ class FolioService:
         CollectionIndex(settings, self.store, name).close()
         return not existed
 
+    def _exists(self, collection: str) -> bool:
+        from ingest.index import manifest_path
+
+        return manifest_path(self.settings, collection).exists()
+
     def _documents(self, collection: str) -> list[Any]:
-        from ingest.index import CollectionIndex, manifest_path, recover_if_idle
+        from ingest.index import CollectionIndex, recover_if_idle
 
         settings = self.for_collection(collection)
-        if not manifest_path(settings, collection).exists():
+        if not self._exists(collection):
             return []
         recover_if_idle(settings, self.store, collection)
         index = CollectionIndex(settings, self.store, collection)
@@ -177,36 +184,60 @@ class FolioService:
         self, collection: str | None, uploads: list[Upload], progress: IngestProgress | None = None
     ) -> UploadResult:
         """Save and ingest uploaded files; each bad file is reported and the rest go in. A file
-        that fails leaves the collection (and its folder) as it was."""
+        that fails, or an ingest that cannot run (index locked, store down), leaves the collection
+        and its folder as they were."""
         settings = self.for_collection(collection)
         name = settings.collection
-        staged, rejected = stage_uploads(uploads, self.upload_dir(name), settings.max_file_bytes)
-        report = IngestReport()
-        if staged:
-            report = self.ingest(name, [s.path for s in staged], prune=False, progress=progress)
-        failed = {f["path"]: f["error"] for f in report.failed}
-        errors = [f"{upload_name}: {reason}" for upload_name, reason in rejected]
-        for item in staged:
-            if str(item.path) in failed:
-                errors.append(f"{item.name}: {failed[str(item.path)]}")
-                item.undo()
-            else:
-                item.keep()
+        with self._upload_lock:  # two uploads of one name must not swap each other's backups
+            staged, rejected = stage_uploads(
+                uploads, self.upload_dir(name), settings.max_file_bytes
+            )
+            report = IngestReport()
+            try:
+                if staged:
+                    paths = [s.path for s in staged]
+                    report = self.ingest(name, paths, prune=False, progress=progress)
+            except BaseException:
+                for item in staged:
+                    item.undo()
+                raise
+            failed = {f["path"]: f["error"] for f in report.failed}
+            errors = [f"{upload_name}: {reason}" for upload_name, reason in rejected]
+            for item in staged:
+                if str(item.path) in failed:
+                    errors.append(f"{item.name}: {failed[str(item.path)]}")
+                    item.undo()
+                else:
+                    item.keep()
         report.failed = [{"path": n, "error": r} for n, r in rejected] + report.failed
         return UploadResult(report, errors)
 
     def remove(
-        self, collection: str | None, paths: list[str], on_wait: Callable[[str], None] | None = None
+        self,
+        collection: str | None,
+        paths: list[str],
+        on_wait: Callable[[str], None] | None = None,
+        all_or_nothing: bool = False,
     ) -> dict[str, Any]:
-        """`folio remove --json`: documents matched by stored path or by directory."""
+        """`folio remove --json`: documents matched by stored path or by the absolute path of a
+        folder above them. With all_or_nothing, a path that matches nothing is a NotFound and
+        nothing is removed."""
         from ingest.index import CollectionIndex, write_lock
 
         settings = self.for_collection(collection)
+        for path in paths:
+            if not path.startswith("/") or not path.strip("/"):
+                raise BadRequest("invalid_path", f"'{path[:200]}' is not a document path or folder")
         with write_lock(settings, on_wait=on_wait):
             index = CollectionIndex(settings, self.store, settings.collection)
             try:
                 index.recover()
                 matched, missing = match_documents([d.path for d in index.documents()], paths)
+                if missing and all_or_nothing:
+                    raise NotFound(
+                        "document_not_found",
+                        f"not in collection '{settings.collection}': {', '.join(missing)[:500]}",
+                    )
                 chunks_removed = index.remove(matched) if matched else 0
                 index.refresh_sparse()
             finally:
@@ -233,6 +264,8 @@ class FolioService:
             mmr_lambda=options.get("mmr"), neighbors=options.get("neighbors"),
         )  # fmt: skip
         search_options = SearchOptions.from_settings(settings, source_glob=options.get("source"))
+        if not self._exists(settings.collection):  # searching never creates a collection
+            return {"query": query, "results": []}
         with self._search_lock:
             retriever = self._searchers.get(settings.collection)
             if retriever is None:
@@ -250,7 +283,7 @@ class FolioService:
     # --- answers ------------------------------------------------------------------------------
     def submit(self, request: AskRequest) -> AnswerJob:
         """Queue a question (validated first); follow the job for positions, tokens, answer."""
-        from folio.conversations import ChatIdError, check_chat_id, new_chat_id
+        from folio.conversations import ChatIdError, find_conversation, new_chat_id
 
         if not request.question.strip():
             raise BadRequest("empty_question", "the question is empty")
@@ -265,9 +298,14 @@ class FolioService:
         chat = request.chat
         if chat is not None:
             try:
-                check_chat_id(chat)
+                found = find_conversation(self.settings.data_dir, chat)
             except ChatIdError as exc:
                 raise BadRequest("invalid_chat_id", str(exc)) from None
+            if found is not None and found.collection != settings.collection:
+                raise Conflict(
+                    "chat_in_other_collection",
+                    f"chat '{chat}' belongs to collection '{found.collection}'",
+                )
         elif request.new_chat:
             chat = new_chat_id()
         job = AnswerJob(request, settings.collection, chat, settings=settings)
@@ -280,9 +318,6 @@ class FolioService:
             load_prompt(prompt)
         except PromptNotFoundError as exc:
             raise BadRequest("invalid_option", str(exc)) from None
-
-    def job(self, job_id: str) -> AnswerJob | None:
-        return self._queue.get(job_id)
 
     def ask(self, request: AskRequest) -> Answer:
         return self.submit(request).result()
@@ -319,7 +354,11 @@ class FolioService:
         assert answer is not None
         answer.timings["queued_ms"] = queued_ms
         answer.chat = job.chat
-        if store is not None and job.chat is not None:
+        if (
+            store is not None
+            and job.chat is not None
+            and not (answer.stopped and not answer.answer.strip())
+        ):  # a question stopped before any word is not a turn of the conversation
             store.append(job.chat, answer)
         self._recent[answer.answer_id] = (job.collection, answer)
         while len(self._recent) > RECENT_ANSWERS_KEPT:
@@ -340,60 +379,6 @@ class FolioService:
         chain = self._chains[key]
         chain.settings = settings  # per-request settings (sampling, k, mode) on a shared chain
         return chain
-
-    # --- conversations and feedback -----------------------------------------------------------
-    def chats(self, collection: str | None = None) -> dict[str, Any]:
-        from folio.conversations import list_conversations
-
-        if collection is not None:
-            self.for_collection(collection)
-        found = list_conversations(self.settings.data_dir, collection)
-        return {"chats": [c.summary() for c in found]}
-
-    def _find_chat(self, chat_id: str) -> Any:
-        from folio.conversations import ChatIdError, find_conversation
-
-        try:
-            found = find_conversation(self.settings.data_dir, chat_id)
-        except ChatIdError as exc:
-            raise BadRequest("invalid_chat_id", str(exc)) from None
-        if found is None:
-            raise NotFound("chat_not_found", f"no saved chat '{chat_id[:80]}'")
-        return found
-
-    def chat(self, chat_id: str) -> dict[str, Any]:
-        return self._find_chat(chat_id).transcript()
-
-    def rename_chat(self, chat_id: str, title: str) -> dict[str, Any]:
-        from folio.conversations import ConversationStore
-
-        if not title.strip():
-            raise BadRequest("empty_title", "the title is empty")
-        found = self._find_chat(chat_id)
-        ConversationStore(self.settings.data_dir, found.collection).rename(chat_id, title)
-        return dict(self._find_chat(chat_id).summary())
-
-    def delete_chat(self, chat_id: str) -> None:
-        from folio.conversations import ConversationStore
-
-        found = self._find_chat(chat_id)
-        ConversationStore(self.settings.data_dir, found.collection).delete(chat_id)
-
-    def feedback(self, answer_id: str, rating: str | None, comment: str = "") -> None:
-        from folio.feedback import record_answer_feedback
-
-        if rating not in ("up", "down", None):
-            raise BadRequest("invalid_option", "rating must be 'up' or 'down'")
-        if rating is None and not comment.strip():
-            raise BadRequest("empty_feedback", "give a rating or a comment")
-        from folio.conversations import find_turn
-
-        recent = self._recent.get(answer_id)
-        found = (recent[0], recent[1].to_json()) if recent else None
-        found = found or find_turn(self.settings.data_dir, answer_id)
-        if found is None:
-            raise NotFound("answer_not_found", f"no answer '{answer_id[:80]}' to give feedback on")
-        record_answer_feedback(self.settings, found[1], found[0], rating, comment.strip())
 
 
 __all__ = ["FolioService", "ServiceError"]

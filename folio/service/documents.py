@@ -9,7 +9,8 @@ from pathlib import Path
 from ingest.pipeline import IngestReport
 
 UPLOAD_TYPES = ("pdf", "md", "markdown", "txt", "text", "html", "htm", "docx")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._ ()-]+")
+# Letters and digits of any script stay (отчёт.pdf, 報告.pdf); anything else becomes "_".
+_UNSAFE = re.compile(r"[^\w.()\- ]+")
 
 
 class UploadError(ValueError):
@@ -42,10 +43,6 @@ class Upload:
 class UploadResult:
     report: IngestReport  # rejected files are in report.failed too
     errors: list[str] = field(default_factory=list)  # one plain line per file that failed
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
 
 
 @dataclass

@@ -18,7 +18,9 @@ class ServiceError(Exception):
 
 
 class BadRequest(ServiceError):
-    status = 400
+    """The request itself is invalid (an empty question, k out of range, a bad name)."""
+
+    status = 422
 
 
 class NotFound(ServiceError):
