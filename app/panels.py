@@ -131,8 +131,14 @@ def uploads(service: FolioService) -> None:
 def answer_settings(service: FolioService) -> dict[str, Any]:
     s = service.settings
     with st.expander("Answer settings"):
-        models = available_models(s)
-        label = st.selectbox("Model", list(models), key="model")
+        if s.llm_url:  # the server decides the model; the GGUF picker would change nothing
+            models = {s.llm_model: s.llm_model}
+            label = s.llm_model
+            served = f" ({s.llm_server_model})" if s.llm_server_model else ""
+            st.caption(f"Model: the LLM server at {s.llm_url}{served}")
+        else:
+            models = available_models(s)
+            label = st.selectbox("Model", list(models), key="model")
         prompts = [p for p in available_prompts() if p != "condense-question"]
         prompt = st.selectbox("Prompt style", prompts, index=prompts.index(s.prompt)
                               if s.prompt in prompts else 0, key="prompt")  # fmt: skip
@@ -167,7 +173,11 @@ def _doctor(settings_json: str, llm_model: str) -> dict[str, Any]:
 def status(service: FolioService, llm_model: str) -> None:
     report = _doctor(service.settings.model_dump_json(), llm_model)
     llm = report["llm"]
-    if llm.get("found"):
+    server = report.get("llm_server")
+    if server:
+        state = f"serves {server['model']}" if server.get("reachable") else "NOT REACHABLE"
+        model = f"LLM server {server['url']} {state}"
+    elif llm.get("found"):
         gpu = "on" if llm["layers_offloaded"] else "off"
         model = f"{Path(llm['path']).name} · GPU offload {gpu} ({llm['reason']})"
     else:

@@ -177,27 +177,28 @@ def chat(
 ) -> None:
     """An interactive, saved chat: follow-ups use the conversation so far. Ctrl-D to leave.
     --chat ID resumes conversation ID (or starts it); without it a new id is made and printed."""
-    from folio.conversations import ConversationStore, new_chat_id
-    from folio.service import AskRequest
+    from folio.conversations import new_chat_id
+    from folio.service import AskRequest, NotFound
 
     settings = settings_from(config, collection=collection, k=k, prompt=prompt)
     chat_id = new_chat_id() if chat is None else chat
     _check_chat(chat_id)
     with user_errors():
-        conversation = ConversationStore(settings.data_dir, settings.collection).get(chat_id)
-        if conversation and conversation.turns:
-            last = conversation.turns[-1]
+        service = open_service(settings)
+        try:
+            turns = service.chat(chat_id)["turns"]
+        except NotFound:
+            turns = []
+        if turns:
             typer.echo(
-                f"Resuming chat {chat_id} in '{settings.collection}': "
-                f"{len(conversation.turns)} turn(s), last asked {last.created_at}: "
-                f'"{_short(last.question)}"'
+                f"Resuming chat {chat_id} in '{settings.collection}': {len(turns)} turn(s), "
+                f'last asked: "{_short(turns[-1]["question"])}"'
             )
         else:
             typer.echo(
                 f"Chat {chat_id} in '{settings.collection}' (resume it with "
                 f"`folio chat --chat {chat_id}`)"
             )
-        service = open_service(settings)
         try:
             while True:
                 try:
