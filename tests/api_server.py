@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from conftest import free_port
+from servers import running
 
 START_TIMEOUT_S = 120
 
@@ -67,35 +68,9 @@ def api_server(env: dict[str, str], log: Path, *args: str) -> Iterator[ApiServer
     """`folio serve --port P ARGS`, ready when /healthz answers; terminated afterwards."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "folio", "serve", "--port", str(port), *args],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        server = ApiServer(url, env, proc, log)
-        try:
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"folio serve exited: {server.log_text()[-3000:]}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"folio serve did not start: {server.log_text()[-3000:]}")
-                time.sleep(0.3)
-            yield server
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    command = [sys.executable, "-m", "folio", "serve", "--port", str(port), *args]
+    with running(command, env, log, f"{url}/healthz", timeout=START_TIMEOUT_S) as proc:
+        yield ApiServer(url, env, proc, log)
 
 
 def wait_ready(server: ApiServer, key: str | None = None, timeout: float = 180) -> dict[str, Any]:

@@ -5,11 +5,9 @@ that accepts connections and never answers (for timeouts). Import the fixtures i
 from __future__ import annotations
 
 import http.server
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
+from servers import running
 
 
 @dataclass
@@ -55,41 +54,15 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
     folder = tmp_path_factory.mktemp("llama-server")
     model = resolve_llm_path("smollm2", folder)
     port = free_port()
-    log_path = folder / "server.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-         "--n_threads", "1", "--n_threads_batch", "1"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/models", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            log.close()
-            pytest.fail(f"llama_cpp.server exited: {log_path.read_text()[-2000:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("llama_cpp.server did not answer /v1/models within 120 s")
-        time.sleep(0.3)
-    _RUNNING["smollm2"] = LlamaServer(url, log_path, model)
-    yield _RUNNING["smollm2"]
-    del _RUNNING["smollm2"]
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
+               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+               "--n_threads", "1", "--n_threads_batch", "1"]  # fmt: skip
+    log_path = folder / "server.log"
+    with running(command, None, log_path, f"{url}/models"):
+        _RUNNING["smollm2"] = LlamaServer(url, log_path, model)
+        yield _RUNNING["smollm2"]
+        del _RUNNING["smollm2"]
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ does; its screenshots go to build/test-output/access/ (or $FOLIO_TEST_OUTPUT).
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_ui_browser import CHROMEDRIVER, CHROMIUM, FLAGS, wait_for
 
+from browser import chromium, wait_for
 from conftest import REPO, Folio, free_port
 from folio.auth import (
     OpenBindError,
@@ -28,6 +27,7 @@ from folio.auth import (
     refuse_open_bind,
     verify_password,
 )
+from servers import folio_ui
 
 PASSWORD = "harbour lights 1887"
 
@@ -129,48 +129,15 @@ def test_ui_refuses_a_malformed_password_hash(base_env: dict[str, str]) -> None:
 def locked_ui(base_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, int, str]]:
     """`folio ui` with a password hash in its environment: (url, server pid, the hash)."""
     stored = hash_password(PASSWORD)
-    port = free_port()
     env = {**os.environ, **base_env, "FOLIO_UI_PASSWORD_HASH": stored}
-    log = (tmp_path / "ui.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "folio", "ui", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"folio ui did not start: {(tmp_path / 'ui.log').read_text()[-2000:]}")
-        time.sleep(0.5)
-    yield url, proc.pid, stored
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=30)
-    log.close()
+    with folio_ui(env, tmp_path / "ui.log") as (url, pid):
+        yield url, pid, stored
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("chromium and chromium-driver are missing: run `make browser` (apt-get)")
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in [*FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
+    with chromium(tmp_path / "chromium-profile") as driver:
+        yield driver
 
 
 @pytest.mark.slow

@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-from api_server import ApiServer, api_env, api_server, run_folio, sse_events, wait_ready
 
+from api_server import ApiServer, api_env, api_server, run_folio, sse_events, wait_ready
 from helpers import write_pdf
 
 QUESTION = "Who painted the Skerry lighthouse?"

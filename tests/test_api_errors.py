@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from api_server import ApiServer, api_env, api_server, run_folio, sse_events
 
+from api_server import ApiServer, api_env, api_server, run_folio, sse_events
 from conftest import free_port
 
 KEY = "test-key-5f2c9a"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import llm_servers
 import pytest
-from llm_servers import LlamaServer
 
+import llm_servers
 from conftest import Folio, free_port
 from folio import llm_runtime
 from ingest.chunking import chunker_fingerprint
+from llm_servers import LlamaServer
 
 llama_server = llm_servers.llama_server  # a real llama_cpp.server (tests/llm_servers.py)
 

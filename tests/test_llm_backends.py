@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import llm_servers
 import pytest
-from llm_servers import LlamaServer
 
+import llm_servers
 from conftest import REPO, Folio, free_port
 from folio.llm import check_llm, load_llm
 from folio.settings import Settings, load_settings
 from folio.store import ChromaStore
+from llm_servers import LlamaServer
 from retrieval.chain import Answer, AnswerChain, Token
 from retrieval.search import QueryToChunks
 

@@ -8,29 +8,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import REPO, free_port
+from browser import chromium, wait_for
+from conftest import REPO
 from helpers import write_pdf
+from servers import folio_ui
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
-    "--window-size=1400,1700",
-]  # fmt: skip
 
 # Records every text the last assistant message shows: streaming means many growing texts.
 OBSERVE = """
@@ -55,61 +45,17 @@ def shots() -> Path:
 
 @pytest.fixture
 def ui_url(base_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    port = free_port()
     # quote+generate: the model's answer streams, and the quote replaces it if unsupported.
     env = {**os.environ, **base_env, "FOLIO_ANSWER_MODE": "quote+generate"}
     env["FOLIO_MAX_TOKENS"] = "48"
-    log = (tmp_path / "ui.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "folio", "ui", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"folio ui did not start: {(tmp_path / 'ui.log').read_text()[-2000:]}")
-        time.sleep(0.5)
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)  # the server and anything it started
-    proc.wait(timeout=30)
-    log.close()
+    with folio_ui(env, tmp_path / "ui.log") as (url, _):
+        yield url
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("chromium and chromium-driver are missing: run `make browser` (apt-get)")
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in [*FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
-
-
-def wait_for(driver: Any, condition: Any, timeout: float = 120, what: str = "") -> Any:
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
-    except TimeoutException:
-        driver.save_screenshot(str(Path(os.environ.get("PYTEST_SHOT", "/tmp")) / "timeout.png"))
-        raise AssertionError(f"timed out waiting for {what}") from None
+    with chromium(tmp_path / "chromium-profile") as driver:
+        yield driver
 
 
 def test_upload_ask_open_page_and_leave_feedback(
