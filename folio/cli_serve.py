@@ -38,6 +38,8 @@ def serve(
         )
     except OpenBindError as exc:
         fail(str(exc), 2)
+    if settings.api_key and len(settings.api_key) < 16:
+        typer.echo("warning: the API key is short; use 16 or more random characters", err=True)
     if insecure and not settings.api_key and not is_loopback(host):
         typer.echo(f"warning: serving {host} without an API key (--insecure)", err=True)
 

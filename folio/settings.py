@@ -134,6 +134,14 @@ class Settings(BaseSettings):
     def _check_collection(cls, value: str) -> str:
         return check_collection_name(value)
 
+    @field_validator("api_key", "ui_password_hash", "llm_api_key")
+    @classmethod
+    def _no_blank_secret(cls, value: str | None) -> str | None:
+        # A key of spaces would be "set" yet match nothing a client can send: say so instead.
+        if value is not None and value != "" and not value.strip():
+            raise ValueError("is blank (spaces only): set a real value, or leave it unset")
+        return value or None
+
     @model_validator(mode="after")
     def _check_chunking(self) -> Settings:
         if self.chunk_overlap >= self.chunk_size:

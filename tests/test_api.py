@@ -215,8 +215,12 @@ def test_openai_client_gets_the_grounded_answer(server: ApiServer) -> None:
         model="folio/default", messages=[{"role": "user", "content": QUESTION}]
     )
     folio = (completion.model_extra or {})["folio"]
-    assert completion.choices[0].message.content == folio["answer"]
-    assert "Ada Lund" in folio["answer"] and folio["citations"][0]["page"] == 2
+    message = completion.choices[0].message.content or ""
+    # The grounded answer, then its cited sources for chat front ends that show only the message.
+    cited = folio["citations"][0]
+    assert message == f"{folio['answer']}\n\nSources: [{cited['n']}] harbour.pdf, page 2"
+    assert "Ada Lund" in folio["answer"] and cited["page"] == 2
+    assert completion.choices[0].finish_reason == "stop"
 
     # Earlier user turns are the history follow-ups are resolved against.
     follow_up = openai.chat.completions.create(
@@ -242,7 +246,16 @@ def test_openai_client_gets_the_grounded_answer(server: ApiServer) -> None:
     last = (chunks[-1].model_extra or {})["folio"]
     assert text.strip() and last["mode"] == "generate"
     assert text.strip().startswith(last["answer"][:20].strip()) or last["answer"] in text
-    assert chunks[-1].choices[0].finish_reason == "stop"
+    # Cut off at max_tokens: OpenAI's "length", so a client knows the answer is incomplete.
+    assert last["timings"]["completion_tokens"] == 16
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+    from openai import BadRequestError, UnprocessableEntityError
+
+    with pytest.raises((BadRequestError, UnprocessableEntityError)):  # one answer per request
+        openai.chat.completions.create(
+            model="folio/default", messages=[{"role": "user", "content": QUESTION}], n=2
+        )
 
     from openai import NotFoundError
 

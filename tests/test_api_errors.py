@@ -98,6 +98,10 @@ BAD_REQUESTS = [
     ("POST", "/v1/ask", {"json": {"question": "   "}}, 422, "empty_question"),
     ("POST", "/v1/ask", {"json": {"question": "When?", "k": 0}}, 422, "k_out_of_range"),
     ("POST", "/v1/ask", {"json": {"question": "When?", "k": 101}}, 422, "k_out_of_range"),
+    ("POST", "/v1/ask", {"json": {"question": "When?", "k": "five"}}, 422, "invalid_request"),
+    ("POST", "/v1/ask", {"content": b'{"question": "When is high tide?"}',  # curl -d's default
+                         "headers": {"content-type": "application/x-www-form-urlencoded"}},
+     415, "unsupported_media_type"),
     ("POST", "/v1/ask", {"json": {"question": "When?", "collection": "Bad Name!"}}, 422,
      "invalid_collection"),
     ("POST", "/v1/ask", {"json": {"question": "When?", "chat": "../etc"}}, 422, "invalid_chat_id"),

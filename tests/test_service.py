@@ -153,7 +153,7 @@ def test_feedback_is_one_record_per_rating_for_a_known_answer(
     assert record["question"] == answer.question and record["collection"] == "default"
 
 
-@pytest.mark.parametrize("path", ["", "/", "relative/notes.md"])
+@pytest.mark.parametrize("path", ["", "/", "relative/notes.md", "..", "../data"])
 def test_removing_an_empty_root_or_relative_path_is_refused(
     service: FolioService, path: str
 ) -> None:
@@ -205,3 +205,25 @@ def test_a_chat_id_belongs_to_one_collection(service: FolioService) -> None:
     with pytest.raises(ServiceError) as raised:
         service.submit(AskRequest("Anything?", collection="other", chat="harbour-chat"))
     assert raised.value.code == "chat_in_other_collection" and raised.value.status == 409
+
+
+def test_removing_an_uploaded_document_by_name_deletes_its_file(service: FolioService) -> None:
+    from folio.service import Upload
+
+    result = service.upload(
+        None,
+        [
+            Upload("ferries.md", b"# Ferries\n\nThe ferry leaves at noon.\n"),
+            Upload("ferries.md", b"# Ferries\n\nThe ferry leaves at one.\n"),
+            Upload("broken.pdf", b"%PDF-1.7\nnot really"),
+        ],
+    )
+    # Failures are named as the client named them; a second part with the same name is refused.
+    assert [f["path"] for f in result.report.failed] == ["ferries.md", "broken.pdf"]
+    assert "same name" in result.report.failed[0]["error"]
+    saved = service.upload_dir("default") / "ferries.md"
+    assert "noon" in saved.read_text()
+    removed = service.remove(None, ["ferries.md"])
+    assert removed["removed"] == [str(saved)] and removed["chunks_removed"] >= 1
+    assert not saved.exists()  # Folio's uploaded copy goes with its document
+    assert [d["path"] for d in service.sources()["documents"]] != [str(saved)]

@@ -58,3 +58,10 @@ def test_cli_reads_the_config_file(folio: Folio, docs: Path, tmp_path: Path) -> 
     assert folio.json("sources", "--collection", "team-a")["documents"]
     assert folio.json("sources")["documents"] == []
     assert folio.json("sources", "--config", config)["documents"]
+
+
+@pytest.mark.parametrize("name", ["api_key", "ui_password_hash", "llm_api_key"])
+def test_a_secret_of_spaces_is_refused_and_an_empty_one_is_unset(name: str) -> None:
+    with pytest.raises(SettingsError, match=f"{name}: .*blank"):
+        load_settings(**{name: "   "})
+    assert getattr(load_settings(**{name: ""}), name) is None

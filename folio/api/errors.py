@@ -54,10 +54,15 @@ TEXT_FIELDS = ("question", "query", "messages")
 EMPTY_ERRORS = ("string_too_short", "too_short", "value_error")
 
 
+RANGE_ERRORS = ("greater_than_equal", "less_than_equal", "greater_than", "less_than")
+
+
 def _field_code(names: list[str], error_type: str) -> str:
     for name in reversed(names):
         if name in FIELD_CODES:
             if name in TEXT_FIELDS and error_type not in EMPTY_ERRORS:
+                return "invalid_request"
+            if name == "k" and error_type not in RANGE_ERRORS:  # "five" is not out of range
                 return "invalid_request"
             return FIELD_CODES[name]
     return "invalid_request"
@@ -103,7 +108,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        status, code, message = describe_validation(exc.errors())
+        errors = exc.errors()
+        content_type = request.headers.get("content-type", "")
+        body_unread = any(tuple(e.get("loc", ())) == ("body",) for e in errors)
+        if body_unread and "json" not in content_type and request.method in ("POST", "PATCH"):
+            # curl -d sends a form by default: the body never became JSON.
+            return error_response(
+                415, "unsupported_media_type",
+                f"send the body as JSON with Content-Type: application/json "
+                f"(not {content_type or 'no content type'})",
+            )  # fmt: skip
+        status, code, message = describe_validation(errors)
         return error_response(status, code, message)
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:

@@ -52,6 +52,26 @@ def ask_request(body: ChatCompletionBody, default_collection: str) -> AskRequest
     )
 
 
+def sources_note(answer: Answer) -> str:
+    """The cited sources as a last paragraph: a generic chat front end shows only the message,
+    and `[n]` must lead somewhere there too (the full objects are in `folio`)."""
+    if answer.refused or not answer.citations:
+        return ""
+    cited = []
+    for citation in sorted(answer.citations, key=lambda c: c.n):
+        hit = citation.hit
+        where = hit.source.rsplit("/", 1)[-1] + (f", page {hit.page}" if hit.page else "")
+        cited.append(f"[{citation.n}] {where}")
+    return "\n\nSources: " + "; ".join(cited)
+
+
+def finish_reason(answer: Answer, job: AnswerJob) -> str:
+    """ "length" when generation stopped at max_tokens, as OpenAI says; else "stop"."""
+    limit = job.settings.max_tokens if job.settings else None
+    produced = int(answer.timings.get("completion_tokens") or 0)
+    return "length" if answer.generated and limit and produced >= limit else "stop"
+
+
 def usage(answer: Answer) -> dict[str, int]:
     completion = int(answer.timings.get("completion_tokens") or 0)
     return {"prompt_tokens": 0, "completion_tokens": completion, "total_tokens": completion}
@@ -101,8 +121,11 @@ async def chat_completions(
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": answer.answer},
-                    "finish_reason": "stop",
+                    "message": {
+                        "role": "assistant",
+                        "content": answer.answer + sources_note(answer),
+                    },
+                    "finish_reason": finish_reason(answer, job),
                 }
             ],
             "usage": usage(answer),
@@ -143,9 +166,11 @@ async def chunks(
                 if shown:  # what was streamed stands; a checked answer that differs follows it
                     same = event.answer.startswith(shown)
                     rest = event.answer[len(shown) :] if same else "\n\n" + event.answer
+                rest += sources_note(event)
                 if rest:
                     yield chunk({"content": rest})
-                yield chunk({}, "stop", usage=usage(event), folio=event.to_json())
+                finish = finish_reason(event, job)
+                yield chunk({}, finish, usage=usage(event), folio=event.to_json())
     except Exception as exc:  # the stream has begun: OpenAI clients read an `error` payload
         _, code, message = as_service_error(exc)
         yield sse_event(None, {"error": {"code": code, "message": message}})

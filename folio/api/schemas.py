@@ -105,6 +105,7 @@ class ChatCompletionBody(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, le=8192)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=8192)
     seed: int | None = None
+    n: int = Field(default=1, ge=1, le=1, description="one answer per request (only 1)")
     # Folio's options (extra_body)
     k: int | None = Field(default=None, ge=1, le=100)
     top_k: int | None = Field(default=None, ge=0)

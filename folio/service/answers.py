@@ -159,6 +159,11 @@ class AnswerQueue:
                 job.state = "cancelled"
             self._changed.notify_all()
 
+    def busy(self) -> bool:
+        """A question is being answered now."""
+        with self._changed:
+            return any(job.state == "running" for job in self._jobs.values())
+
     def close(self) -> bool:
         """Stop taking questions, cancel the waiting and the running one; True once the worker
         has stopped (a prompt still being read by llama.cpp may take it a few seconds more)."""

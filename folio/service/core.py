@@ -15,7 +15,13 @@ from typing import Any
 
 from folio.service.answers import AnswerJob, AnswerQueue, AskRequest, empty_collection_answer
 from folio.service.chats import ConversationsAndFeedback
-from folio.service.documents import Upload, UploadResult, match_documents, stage_uploads
+from folio.service.documents import (
+    Upload,
+    UploadResult,
+    document_path,
+    match_documents,
+    stage_uploads,
+)
 from folio.service.errors import BadRequest, Conflict, NotFound, ServiceError
 from folio.settings import Settings, check_collection_name, one_line_error
 from ingest.pipeline import IngestProgress, IngestReport
@@ -87,7 +93,11 @@ class FolioService(ConversationsAndFeedback):
             checks["store"] = {"ok": True, "location": self.store.location}
         except Exception as exc:  # the store's own message names the server
             checks["store"] = {"ok": False, "error": str(exc)}
-        if self.settings.llm_url:
+        if self.settings.llm_url and self._queue.busy():
+            # The server is generating for us right now: a probe would only wait behind it.
+            checks["llm"] = {"ok": True, "backend": "server", "url": self.settings.llm_url,
+                             "busy": True}  # fmt: skip
+        elif self.settings.llm_url:
             from folio.llm import check_llm
 
             checks["llm"] = check_llm(self.settings)
@@ -203,13 +213,16 @@ class FolioService(ConversationsAndFeedback):
                 raise
             failed = {f["path"]: f["error"] for f in report.failed}
             errors = [f"{upload_name}: {reason}" for upload_name, reason in rejected]
+            refused = [{"path": n, "error": r} for n, r in rejected]
             for item in staged:
                 if str(item.path) in failed:
                     errors.append(f"{item.name}: {failed[str(item.path)]}")
+                    refused.append({"path": item.name, "error": failed[str(item.path)]})
                     item.undo()
                 else:
                     item.keep()
-        report.failed = [{"path": n, "error": r} for n, r in rejected] + report.failed
+        # Every failure is named as the client named the file (not by a path on this server).
+        report.failed = refused
         return UploadResult(report, errors)
 
     def remove(
@@ -225,9 +238,8 @@ class FolioService(ConversationsAndFeedback):
         from ingest.index import CollectionIndex, write_lock
 
         settings = self.for_collection(collection)
-        for path in paths:
-            if not path.startswith("/") or not path.strip("/"):
-                raise BadRequest("invalid_path", f"'{path[:200]}' is not a document path or folder")
+        uploads = self.upload_dir(settings.collection)
+        paths = [document_path(path, uploads) for path in paths]
         with write_lock(settings, on_wait=on_wait):
             index = CollectionIndex(settings, self.store, settings.collection)
             try:
@@ -242,6 +254,9 @@ class FolioService(ConversationsAndFeedback):
                 index.refresh_sparse()
             finally:
                 index.close()
+            for path in matched:  # an uploaded copy is Folio's own: it goes with its document
+                if Path(path).parent == uploads:
+                    Path(path).unlink(missing_ok=True)
         self._changed(settings.collection)
         return {"removed": matched, "not_found": missing, "chunks_removed": chunks_removed}
 

@@ -71,9 +71,13 @@ def stage_uploads(
     """(staged files, [(name, reason)] for the rejected ones)."""
     rejected: list[tuple[str, str]] = []
     staged: list[StagedUpload] = []
+    taken: set[str] = set()
     for item in uploads:
         try:
             name = safe_upload_name(item.name)
+            if name in taken:
+                raise UploadError(f"{item.name}: another file of this upload has the same name")
+            taken.add(name)
             if len(item.data) > max_bytes:
                 raise UploadError(
                     f"{item.name}: {len(item.data) / 1048576:.1f} MB is over the "
@@ -95,6 +99,19 @@ def stage_uploads(
         partial.replace(target)
         staged.append(StagedUpload(item.name, target, backup))
     return staged, rejected
+
+
+def document_path(path: str, uploads: Path) -> str:
+    """An absolute path as given; a bare file name means the collection's uploaded file."""
+    from folio.service.errors import BadRequest
+
+    if "/" not in path and path not in ("", ".", ".."):
+        return str(uploads / path)
+    if not path.startswith("/") or not path.strip("/"):
+        raise BadRequest(
+            "invalid_path", f"'{path[:200]}' is neither an absolute path nor an uploaded file name"
+        )
+    return path
 
 
 def match_documents(known: list[str], targets: list[str]) -> tuple[list[str], list[str]]:
