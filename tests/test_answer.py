@@ -19,7 +19,7 @@ ASK_KEYS = {
     "sentences", "stopped",
 }  # fmt: skip
 TIMING_KEYS = {
-    "retrieve_ms", "first_token_ms", "total_ms", "completion_tokens", "tokens_per_s", "queued_ms"
+    "retrieve_ms", "first_token_ms", "total_ms", "completion_tokens", "tokens_per_s", "queue_ms"
 }  # fmt: skip
 
 

@@ -55,7 +55,7 @@ def test_questions_are_answered_in_order_and_a_waiting_one_knows_its_place(
     assert "The harbour office opens at seven" in second.result().answer
     assert first.started_at and second.started_at and third.started_at
     assert first.started_at < second.started_at < third.started_at
-    assert answer.timings["queued_ms"] and answer.timings["queued_ms"] > 0
+    assert answer.timings["queue_ms"] and answer.timings["queue_ms"] > 0
 
 
 def test_cancel_drops_a_waiting_question_and_stops_a_running_one(

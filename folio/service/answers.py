@@ -159,6 +159,11 @@ class AnswerQueue:
                 job.state = "cancelled"
             self._changed.notify_all()
 
+    def get(self, job_id: str) -> AnswerJob | None:
+        """A job by id while it is kept (the web page follows its jobs across reruns)."""
+        with self._changed:
+            return self._jobs.get(job_id)
+
     def busy(self) -> bool:
         """A question is being answered now."""
         with self._changed:

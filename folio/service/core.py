@@ -334,6 +334,9 @@ class FolioService(ConversationsAndFeedback):
         except PromptNotFoundError as exc:
             raise BadRequest("invalid_option", str(exc)) from None
 
+    def job(self, job_id: str) -> AnswerJob | None:
+        return self._queue.get(job_id)
+
     def ask(self, request: AskRequest) -> Answer:
         return self.submit(request).result()
 
@@ -343,7 +346,7 @@ class FolioService(ConversationsAndFeedback):
 
         request, settings = job.request, job.settings
         assert settings is not None and job.started_at is not None
-        queued_ms = round((job.started_at - job.submitted_at) * 1000, 1)
+        queue_ms = round((job.started_at - job.submitted_at) * 1000, 1)
         store = ConversationStore(settings.data_dir, job.collection) if job.chat else None
         history = list(request.history or [])
         if store is not None and job.chat is not None:
@@ -367,7 +370,7 @@ class FolioService(ConversationsAndFeedback):
                 else:
                     answer = event
         assert answer is not None
-        answer.timings["queued_ms"] = queued_ms
+        answer.timings["queue_ms"] = queue_ms
         answer.chat = job.chat
         if (
             store is not None
