@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install demo ui serve browser test test-fast lint bench eval eval-study clean
+.PHONY: install demo ui serve browser test test-slow test-all lint bench eval eval-study clean
 
 install: $(STAMP)
 
@@ -46,11 +46,16 @@ browser:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; }
 
+# The default run skips tests marked slow (real-browser walks, SIGKILL loops, generation-heavy
+# eval runs); CI runs them too (`make test-slow`, see .ci/run). `make test-all` runs both.
 test: install browser
-	$(BIN)/python -m pytest
-
-test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: install browser
+	$(BIN)/python -m pytest -m slow
+
+test-all: install browser
+	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check .

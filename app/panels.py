@@ -1,21 +1,21 @@
-"""The page's panels: collections, documents, uploads, answer settings, status and sources."""
+"""The page's sidebar panels: collections, documents (remove asks first), uploads, answer
+settings (only those the answer mode uses) and the status line."""
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from app.previews import available_models, page_text
-from app.render import cited_passages, highlighted, where
+from app import about
+from app.previews import available_models
 from folio.service import UPLOAD_TYPES, FolioService, ServiceError, Upload
 from ingest.pipeline import IngestProgress
 from prompts import available_prompts
-from retrieval.chain import Answer
 
 DOCS_LISTED = 30
+NEW_COLLECTION_POPOVER = "new-collection-popover"
 
 
 def collections(service: FolioService) -> None:
@@ -23,26 +23,52 @@ def collections(service: FolioService) -> None:
     names = service.collection_names()
     if state.collection not in names:
         names.append(state.collection)
-    chosen = st.selectbox("Collection", names, index=names.index(state.collection))
-    if chosen != state.collection:  # a conversation belongs to one collection
-        state.collection, state.messages = chosen, []
-    with st.popover("New collection", icon=":material/add:"):
-        name = st.text_input("Name", key="new-collection", placeholder="lowercase-name")
-        if st.button("Create", key="create-collection") and name:
-            try:
-                service.create_collection(name.strip())
-                state.collection = name.strip()
-                state.messages = []
-                st.rerun()
-            except ServiceError as exc:
-                st.error(exc.message)
+    # Keyed, and synced before it is drawn: an unkeyed box's id changes with its index, which
+    # made a switch back to the previous collection take two tries.
+    if state.get("collection-choice") != state.collection:  # changed elsewhere: URL, Create
+        state["collection-choice"] = state.collection
+    st.selectbox("Collection", names, key="collection-choice", on_change=_choose_collection)
+    # A keyed popover that tracks its state can be closed from Python: Create closes it.
+    with st.popover(
+        "New collection", icon=":material/add:", key=NEW_COLLECTION_POPOVER, on_change="rerun"
+    ):
+        with st.form("new-collection-form", border=False):  # Enter in the name creates it
+            st.text_input("Name", key="new-collection", placeholder="lowercase-name")
+            st.form_submit_button(
+                "Create", key="create-collection", on_click=_create_collection, args=(service,)
+            )
+        if state.get("new-collection-error"):
+            st.error(state["new-collection-error"])
+
+
+def _choose_collection() -> None:
+    state = st.session_state
+    state.collection, state.messages = state["collection-choice"], []
+
+
+def _create_collection(service: FolioService) -> None:
+    state = st.session_state
+    name = (state.get("new-collection") or "").strip()
+    if not name:
+        state["new-collection-error"] = "Type a name first."
+        return
+    try:
+        service.create_collection(name)
+    except ServiceError as exc:
+        state["new-collection-error"] = exc.message
+        return
+    state.collection, state.messages = name, []
+    state["new-collection"], state["new-collection-error"] = "", ""
+    state[NEW_COLLECTION_POPOVER] = False  # callbacks run before widgets: this closes it
 
 
 def documents(service: FolioService) -> None:
     docs = service.sources(st.session_state.collection)["documents"]
     st.subheader(f"Documents ({len(docs)})")
     if not docs:
-        st.caption("No documents yet: upload some below, or run `folio ingest PATH`.")
+        name = st.session_state.collection
+        where = "" if name == "default" else f" --collection {name}"
+        st.caption(f"No documents yet: upload some below, or run `folio ingest PATH{where}`.")
     shown = docs
     if len(docs) > DOCS_LISTED:  # a long list would bury the upload box: filter instead
         needle = st.text_input("Filter documents", key="doc-filter", placeholder="file name")
@@ -53,15 +79,44 @@ def documents(service: FolioService) -> None:
     for doc in shown:
         name, remove = st.columns([5, 1])
         path = Path(doc["path"])
-        pages = f"{doc['pages']} pages · " if doc["pages"] else ""
+        pages = f"{counted(doc['pages'], 'page')} · " if doc["pages"] else ""
         name.markdown(f"**{_escape_md(path.name)}**")
-        name.caption(f"{pages}{doc['chunks']} chunks · {doc['ingested_at'][:16].replace('T', ' ')}")
-        label = f"Remove {path.name}"
-        if remove.button("", icon=":material/delete:", key=f"rm-{doc['path']}", help=label):
+        added = doc["ingested_at"][:16].replace("T", " ")
+        name.caption(f"{pages}{counted(doc['chunks'], 'chunk')} · {added}")
+        remove.button(
+            "", icon=":material/delete:", key=f"rm-{doc['path']}", help=f"Remove {path.name}",
+            on_click=_ask_to_remove, args=(doc["path"],),
+        )  # fmt: skip
+        if st.session_state.get("confirm-remove") == doc["path"]:
+            _confirm_remove(service, doc)
+
+
+def _ask_to_remove(path: str) -> None:
+    st.session_state["confirm-remove"] = path
+
+
+def _confirm_remove(service: FolioService, doc: dict[str, Any]) -> None:
+    """A removal cannot be undone (the chunks go, an uploaded file is deleted): ask first."""
+    name = Path(doc["path"]).name
+    with st.container(border=True, key="confirm-remove-box"):
+        st.markdown(
+            f"Remove **{_escape_md(name)}** and its {counted(doc['chunks'], 'chunk')} from "
+            f"**{_escape_md(st.session_state.collection)}**? This cannot be undone."
+        )
+        yes, no = st.columns(2)
+        if yes.button("Remove", type="primary", key=f"confirm-rm-{doc['path']}"):
+            st.session_state.pop("confirm-remove", None)
             removed = service.remove(st.session_state.collection, [doc["path"]])
-            st.toast(f"Removed {path.name} ({removed['chunks_removed']} chunks)")
-            _doctor.clear()
+            st.toast(f"Removed {name} ({counted(removed['chunks_removed'], 'chunk')})")
+            about.refresh()
             st.rerun()
+        if no.button("Cancel", key=f"cancel-rm-{doc['path']}"):
+            st.session_state.pop("confirm-remove", None)
+            st.rerun()
+
+
+def counted(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _escape_md(text: str) -> str:
@@ -95,15 +150,30 @@ class _UploadProgress(IngestProgress):
         self.bar.progress(min(share, 1.0), text=text)
 
 
-def uploads(service: FolioService) -> None:
+# On a narrow screen the sidebar (documents, uploads) hides behind a bare arrow at the top
+# left: name it, so people find their documents without hunting.
+NARROW_SCREEN_STYLE = """<style>
+@media (max-width: 640px) {
+  [data-testid="stExpandSidebarButton"] { width: auto; padding: 0 0.5rem; gap: 0.25rem; }
+  [data-testid="stExpandSidebarButton"]::after { content: "Documents"; font-size: 0.95rem; }
+}
+</style>"""
+
+
+def uploads(service: FolioService, place: str = "sidebar") -> None:
+    """The upload box; `place` names a second one (the welcome's) so their keys differ."""
     state = st.session_state
     state.setdefault("uploader", 0)
+    if place == "sidebar":
+        st.html(NARROW_SCREEN_STYLE)
     limit = service.settings.max_file_mb
     files = st.file_uploader(
         f"Add documents (PDF, Markdown, text, HTML, DOCX; up to {limit:g} MB each)",
         type=list(UPLOAD_TYPES),
         accept_multiple_files=True,
-        key=f"uploader-{state.uploader}",
+        key=f"uploader-{state.uploader}"
+        if place == "sidebar"
+        else f"{place}-uploader-{state.uploader}",
     )
     if files:
         bar = st.progress(0.0, text="Uploading…")
@@ -119,7 +189,7 @@ def uploads(service: FolioService) -> None:
             f"({report.chunks_added} chunks)"
         )
         state.upload_errors = result.errors
-        _doctor.clear()
+        about.refresh()
         state.uploader += 1  # a fresh uploader: the same files are not ingested twice
         st.rerun()
     if state.get("upload_summary"):
@@ -128,20 +198,21 @@ def uploads(service: FolioService) -> None:
         st.error(error)
 
 
+GENERATION_KEYS = ("model", "prompt", "temp", "top-p", "top-k", "max-tokens")
+
+
 def answer_settings(service: FolioService) -> dict[str, Any]:
+    """The answer settings that apply to the chosen mode, as AskRequest fields.
+
+    `quote` picks a sentence from the documents: only the mode and k apply, so only they are
+    shown and returned. The generate modes add the model, prompt and sampling settings.
+    """
     s = service.settings
-    with st.expander("Answer settings"):
-        if s.llm_url:  # the server decides the model; the GGUF picker would change nothing
-            models = {s.llm_model: s.llm_model}
-            label = s.llm_model
-            served = f" ({s.llm_server_model})" if s.llm_server_model else ""
-            st.caption(f"Model: the LLM server at {s.llm_url}{served}")
-        else:
-            models = available_models(s)
-            label = st.selectbox("Model", list(models), key="model")
-        prompts = [p for p in available_prompts() if p != "condense-question"]
-        prompt = st.selectbox("Prompt style", prompts, index=prompts.index(s.prompt)
-                              if s.prompt in prompts else 0, key="prompt")  # fmt: skip
+    state = st.session_state
+    for key in GENERATION_KEYS:  # kept while quote mode hides them (Streamlit drops the state
+        if key in state:  # of widgets not drawn, unless the script set it itself)
+            state[key] = state[key]
+    with st.expander("Answer settings", icon=":material/tune:"):
         modes = ["quote", "generate", "quote+generate"]
         mode = st.selectbox(
             "Answer mode", modes, index=modes.index(s.answer_mode), key="answer-mode",
@@ -149,91 +220,51 @@ def answer_settings(service: FolioService) -> dict[str, Any]:
             "model's answer; quote+generate: the model's answer when the sources support it.",
         )  # fmt: skip
         k = st.slider("Sources (k)", 1, 20, s.k, key="k")
-        temperature = st.slider("Temperature", 0.0, 2.0, float(s.temperature), 0.05, key="temp")
-        top_p = st.slider("Top-p", 0.05, 1.0, float(s.top_p), 0.05, key="top-p")
-        top_k = st.slider("Top-k", 1, 200, int(s.top_k), key="top-k")
-        max_tokens = st.slider("Max tokens", 16, 1024, int(s.max_tokens), 16, key="max-tokens")
-    return {
-        "llm_model": models[label], "k": k, "prompt": prompt, "answer_mode": mode,
-        "temperature": temperature, "top_p": top_p, "top_k": top_k, "max_tokens": max_tokens,
-    }  # fmt: skip
+        chosen: dict[str, Any] = {"answer_mode": mode, "k": k}
+        if mode != "quote":
+            chosen.update(_generation_settings(service))
+    return chosen
 
 
-@st.cache_data(ttl=30, show_spinner=False)
-def _doctor(settings_json: str, llm_model: str) -> dict[str, Any]:
-    from folio.doctor import diagnose
-    from folio.settings import Settings
+def _generation_settings(service: FolioService) -> dict[str, Any]:
+    s = service.settings
+    state = st.session_state
 
-    settings = Settings.model_validate_json(settings_json).model_copy(
-        update={"llm_model": llm_model}
-    )
-    return diagnose(settings)
+    def first(key: str, value: Any) -> Any:
+        # The configured value the first time; afterwards the kept state decides (passing both
+        # would make Streamlit warn on the page).
+        return None if key in state else value
 
-
-def status(service: FolioService, llm_model: str) -> None:
-    report = _doctor(service.settings.model_dump_json(), llm_model)
-    llm = report["llm"]
-    server = report.get("llm_server")
-    if server:
-        state = f"serves {server['model']}" if server.get("reachable") else "NOT REACHABLE"
-        model = f"LLM server {server['url']} {state}"
-    elif llm.get("found"):
-        gpu = "on" if llm["layers_offloaded"] else "off"
-        model = f"{Path(llm['path']).name} · GPU offload {gpu} ({llm['reason']})"
+    if s.llm_url:  # the server decides the model; the GGUF picker would change nothing
+        models = {s.llm_model: s.llm_model}
+        label = s.llm_model
+        served = f" ({s.llm_server_model})" if s.llm_server_model else ""
+        st.caption(f"Model: the LLM server at {s.llm_url}{served}")
     else:
-        model = f"model {llm['name']} NOT FOUND"
-    cols = report["chroma"].get("collections", [])
-    this = next((c for c in cols if c["name"] == st.session_state.collection), None)
-    size = f"{this['documents']} documents, {this['chunks']} chunks" if this else "empty"
-    st.caption(f"{model} · Chroma {report['chroma']['mode']} · index: {size}")
-    for problem in report["problems"]:
-        st.warning(f"{problem['what']}: {problem['fix']}")
+        models = available_models(s)
+        if state.get("model") not in models:  # a model that disappeared: the default again
+            state.pop("model", None)
+        label = st.selectbox("Model", list(models), index=first("model", 0), key="model")
+    prompts = [p for p in available_prompts() if p != "condense-question"]
+    if state.get("prompt") not in prompts:
+        state.pop("prompt", None)
+    configured = prompts.index(s.prompt) if s.prompt in prompts else 0
+    prompt = st.selectbox("Prompt style", prompts, index=first("prompt", configured), key="prompt")
+    return {
+        "llm_model": models[label],
+        "prompt": prompt,
+        "temperature": st.slider(
+            "Temperature", 0.0, 2.0, first("temp", float(s.temperature)), 0.05, key="temp"
+        ),
+        "top_p": st.slider("Top-p", 0.05, 1.0, first("top-p", float(s.top_p)), 0.05, key="top-p"),
+        "top_k": st.slider("Top-k", 1, 200, first("top-k", int(s.top_k)), key="top-k"),
+        "max_tokens": st.slider(
+            "Max tokens", 16, 1024, first("max-tokens", int(s.max_tokens)), 16, key="max-tokens"
+        ),
+    }
 
 
-def sources(service: FolioService, answer: Answer, answer_id: str) -> None:
-    if not answer.sources:
-        return
-    cited = {c.n for c in answer.citations}
-    title = "Sources" if not answer.refused else "Closest passages (not relevant enough)"
-    st.caption(title)
-    for hit in answer.sources:
-        mark = " · cited" if hit.rank in cited else ""
-        with st.expander(f"[{hit.rank}] {where(hit)} · relevance {hit.score:.2f}{mark}"):
-            st.html(highlighted(hit.text, cited_passages(answer, hit)))
-            if st.toggle(
-                f"Open {('page ' + str(hit.page)) if hit.page else 'document'}",
-                key=f"open-{answer_id}-{hit.rank}",
-            ):
-                _page_preview(hit.source, hit.page)
-            path = Path(hit.source)
-            if path.is_file():
-                st.download_button(
-                    f"Download {path.name}",
-                    data=path.read_bytes(),
-                    file_name=path.name,
-                    key=f"dl-{answer_id}-{hit.rank}",
-                )
-
-
-def _page_preview(source: str, page: int | None) -> None:
-    from app.previews import render_pdf_page
-
-    if not Path(source).is_file():
-        st.warning(f"{source} is no longer on disk.")
-        return
-    if page and source.lower().endswith(".pdf"):
-        image = render_pdf_page(source, page)
-        if image:
-            st.image(image, caption=f"{Path(source).name}, page {page}", width=420)
-    try:
-        text = page_text(source, page) if page else _document_text(source)
-    except Exception as exc:
-        st.warning(f"{Path(source).name}: cannot read the page ({exc})")
-        return
-    st.html(f'<div class="folio-chunk folio-page">{html.escape(text)}</div>')
-
-
-def _document_text(source: str) -> str:
-    from ingest.loaders import load_document
-
-    return "\n\n".join(s.text for s in load_document(Path(source)).sections)
+def status(service: FolioService, llm_model: str | None = None) -> None:
+    """One status line for everyone, the operator's details in "About this server"."""
+    about.status_line(service, llm_model)
+    about.panel(service, st.session_state.collection, llm_model)

@@ -1,21 +1,24 @@
 """Folio's web page: chat over your documents with page-level sources, uploads and feedback.
 
 Run it with `folio ui`. Settings come from FOLIO_* variables (and FOLIO_CONFIG), as for the CLI.
+Conversations are saved by the service (app/chat.py); questions are the service's jobs, which the
+page follows (app/questions.py); sources and previews are app/sources.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import streamlit as st
 
-from app import panels
-from app.render import STYLE, answer_html, timings_caption
-from folio.service import AskRequest, FolioService, Queued, ServiceError, error_for
+from app import chat, panels, questions, welcome
+from app.render import STYLE, answer_html, as_answer, timings_caption
+from app.sources import show_sources
+from folio.service import FolioService, ServiceError, error_for
 from folio.settings import Settings, SettingsError, load_settings
-from retrieval.chain import NOT_FOUND, Answer, Token
-from retrieval.followups import PastTurn
+from retrieval.chain import NOT_FOUND, Answer
+
+QUEUE_SHOWN_MS = 100  # a shorter wait in the queue is not worth a word in the caption
 
 
 @st.cache_resource(show_spinner="Loading Folio…")
@@ -37,65 +40,6 @@ def _settings() -> Settings:
         st.stop()
 
 
-def _stream_text(
-    events: Iterator[Queued | Token | Answer], done: dict[str, Answer]
-) -> Iterator[str]:
-    for event in events:
-        if isinstance(event, Answer):
-            done["answer"] = event
-        elif isinstance(event, Token):
-            yield event.text
-
-
-def _ask(service: FolioService, question: str, options: dict[str, Any]) -> None:
-    state = st.session_state
-    history = [
-        PastTurn(m["answer"].question, m["answer"].standalone_question)
-        for m in state.messages
-        if m["role"] == "assistant"
-    ]
-    state.messages.append({"role": "user", "text": question})
-    with st.chat_message("user"):
-        st.text(question)
-    with st.chat_message("assistant"):
-        notice = st.empty()
-        done: dict[str, Answer] = {}
-        job = None
-        try:
-            job = service.submit(
-                AskRequest(question, collection=state.collection, history=history, **options)
-            )
-            events = job.follow()
-            first = next(events)
-            while isinstance(first, Queued):
-                notice.info(f"Queued: {first.position} question(s) ahead are being answered…")
-                first = next(events)
-            notice.empty()
-            if isinstance(first, Answer):
-                done["answer"] = first
-            else:
-                st.write_stream(_stream_text(_chain_first(first, events), done))
-        except ServiceError as exc:  # a missing model or an unreachable store: say what
-            notice.empty()
-            st.error(f"Could not answer: {exc.message}")
-            state.messages.pop()
-            return
-        finally:
-            # A rerun or a closed tab abandons this script run: its question stops, so it does
-            # not keep the one answer queue busy for nobody.
-            if job is not None and "answer" not in done:
-                job.cancel()
-    state.messages.append(
-        {"role": "assistant", "answer": done["answer"], "model": options["llm_model"]}
-    )
-    st.rerun()
-
-
-def _chain_first(first: Token, rest: Iterator[Queued | Token | Answer]) -> Iterator[Any]:
-    yield first
-    yield from rest
-
-
 def _save_feedback(service: FolioService, answer: Answer) -> None:
     state = st.session_state
     rating = state.get(f"fb-{answer.answer_id}")
@@ -107,14 +51,29 @@ def _save_feedback(service: FolioService, answer: Answer) -> None:
     state[f"fb-saved-{answer.answer_id}"] = True
 
 
-def _show_answer(service: FolioService, message: dict[str, Any]) -> None:
-    answer: Answer = message["answer"]
+def timing_line(answer: Answer) -> str:
+    """The wait from submit: the time in the queue behind other answers, then the answer's own
+    times (total_ms counts from when this answer started)."""
+    own = timings_caption(answer)
+    queued = answer.timings.get("queue_ms") or 0
+    if queued < QUEUE_SHOWN_MS:
+        return own
+    return f"waited {queued / 1000:.1f} s for earlier answers, then {own}"
+
+
+def _show_answer(service: FolioService, answer: Answer) -> None:
     if answer.refused and answer.answer != NOT_FOUND:  # the service says why: an empty collection
         st.info(answer.answer, icon=":material/info:")
     elif answer.refused:
-        st.info(f"{NOT_FOUND} Nothing in this collection answers it well enough.", icon="🔎")
+        st.info(
+            f"{NOT_FOUND} Nothing in this collection answers it well enough.",
+            icon=":material/search_off:",
+        )
     else:
         st.html(answer_html(answer))
+        if answer.stopped:
+            st.badge("Stopped", icon=":material/stop_circle:", color="orange")
+            st.caption("Generation was stopped; the answer is what came before.")
         if answer.generated and answer.answer != answer.generated:
             st.caption(
                 "The model's own answer was not supported by the sources; the best-matching "
@@ -122,9 +81,9 @@ def _show_answer(service: FolioService, message: dict[str, Any]) -> None:
             )
         elif any(not s.supported for s in answer.sentences):
             st.caption("Underlined sentences are not supported by the sources.")
-    st.caption(timings_caption(answer))
+    st.caption(timing_line(answer))
     key = answer.answer_id
-    panels.sources(service, answer, key)
+    show_sources(service, answer, key)
     cols = st.columns([1, 4])
     with cols[0]:
         st.feedback("thumbs", key=f"fb-{key}", on_change=_save_feedback, args=(service, answer))
@@ -141,8 +100,44 @@ def _show_answer(service: FolioService, message: dict[str, Any]) -> None:
         st.caption("Thanks: feedback saved.")
 
 
+def _recall_feedback(service: FolioService, turns: list[dict[str, Any]]) -> None:
+    """A reopened conversation shows the thumbs and comments given before (this session has
+    not drawn those answers yet: their feedback widgets start from what was saved)."""
+    state = st.session_state
+    if all(f"fb-{t['answer_id']}" in state for t in turns):
+        return
+    from folio.feedback import feedback_path, read_feedback
+
+    given = {r["answer_id"]: r for r in read_feedback(feedback_path(service.settings))}
+    for turn in turns:
+        key = turn["answer_id"]
+        if f"fb-{key}" in state or key not in given:
+            continue
+        if given[key].get("rating") is not None:
+            state[f"fb-{key}"] = given[key]["rating"]
+        state.setdefault(f"fbc-{key}", given[key].get("comment") or "")
+
+
+def _conversation(service: FolioService, chat_id: str | None) -> None:
+    """The open conversation: saved turns, then this conversation's questions not answered yet."""
+    active, ended = questions.snapshot(service, chat_id)  # before the turns: see snapshot()
+    turns = chat.stored_turns(service, chat_id)
+    _recall_feedback(service, turns)
+    if not turns and not active and not ended:
+        welcome.show(service, st.session_state.collection)  # an empty collection explains itself
+    for ask in turns:
+        answer = as_answer(ask)
+        with st.chat_message("user"):
+            st.text(answer.question)
+        with st.chat_message("assistant"):
+            _show_answer(service, answer)
+    questions.show_ended(ended)
+    if active:
+        questions.follow(service, tuple(active))
+
+
 def main() -> None:
-    st.set_page_config(page_title="Folio", page_icon="📚", layout="wide")
+    st.set_page_config(page_title="Folio", page_icon=":material/menu_book:", layout="wide")
     st.html(STYLE)
     settings = _settings()
     from app.login import require_login  # the password gate: nothing below runs before it
@@ -150,14 +145,17 @@ def main() -> None:
     require_login(settings)
     service = get_service(settings.model_dump_json())
     state = st.session_state
-    state.setdefault("messages", [])
-    state.setdefault("collection", settings.collection)
+    state.setdefault("messages", [])  # panels reset it on a collection switch; unused here
+    chat.restore_from_url(service, settings.collection)
 
     with st.sidebar:
-        if st.button("New chat", icon=":material/refresh:", width="stretch"):
-            state.messages = []
+        st.button(
+            "New conversation", icon=":material/add_comment:", width="stretch",
+            key="new-chat", on_click=chat.open_chat, args=(None,),
+        )  # fmt: skip
         try:
             panels.collections(service)
+            chat.conversations(service)
             panels.documents(service)
             panels.uploads(service)
         except Exception as exc:  # the store is down, the index locked: one line, not a trace
@@ -166,21 +164,19 @@ def main() -> None:
                 raise
             st.error(error.message)
         options = panels.answer_settings(service)
-        panels.status(service, options["llm_model"])
+        panels.status(service, options.get("llm_model"))
 
     st.title("Folio")
     st.caption(f"Ask questions about the documents in **{state.collection}**.")
 
-    for message in state.messages:
-        with st.chat_message(message["role"]):
-            if message["role"] == "user":
-                st.text(message["text"])
-            else:
-                _show_answer(service, message)
-
     question = st.chat_input("Ask a question about your documents")
     if question and question.strip():
-        _ask(service, question.strip(), options)
+        try:
+            questions.submit(service, question.strip(), options)
+        except ServiceError as exc:  # a bad option, a full queue: say what, keep the page
+            st.error(f"Could not ask: {exc.message}")
+    _conversation(service, chat.current_chat())
+    chat.sync_url(settings.collection)
 
 
 main()

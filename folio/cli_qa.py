@@ -77,8 +77,11 @@ def follow(service: Any, request: Any) -> Iterator[Any]:
         job.cancel()  # no-op once answered; after Ctrl-C the worker stops generating
 
 
-def _where(source: str, page: int | None) -> str:
-    return source.rsplit("/", 1)[-1] + (f", page {page}" if page else "")
+def _where(hit: Any) -> str:
+    """file, page N (printed M): the PDF's own page label when it differs from the index."""
+    page = f", page {hit.page}" if hit.page else ""
+    printed = f" (printed {hit.page_label})" if hit.page and hit.page_label else ""
+    return hit.source.rsplit("/", 1)[-1] + page + printed
 
 
 def _flagged(sentence: Any) -> str:
@@ -111,11 +114,11 @@ def print_answer(events: Iterator[Any], stream: bool) -> Any:
         typer.echo()
     if result.quote and not result.refused:
         q = result.quote
-        typer.echo(f'\nQuote [{q.hit.rank}]: "{q.text}" ({_where(q.hit.source, q.hit.page)})')
+        typer.echo(f'\nQuote [{q.hit.rank}]: "{q.text}" ({_where(q.hit)})')
     if result.sources:
         typer.echo("\nSources:")
         for hit in result.sources:
-            typer.echo(f"  [{hit.rank}] {_where(hit.source, hit.page)}  (score {hit.score:.2f})")
+            typer.echo(f"  [{hit.rank}] {_where(hit)}  (score {hit.score:.2f})")
     unsupported = [s for s in result.sentences if not s.supported]
     if result.generated and not result.refused:
         typer.echo(f"\nSupport {result.support:.2f}" + (

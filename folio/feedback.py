@@ -1,7 +1,10 @@
-"""Answer feedback: JSON lines in the data dir, exportable as an eval dataset.
+"""Answer feedback: JSON lines in the data dir, one line per answer, exportable as an eval dataset.
 
-Each rating or comment appends a line; the latest line for an answer id wins, so changing a
-thumb or adding a comment later never rewrites the file (appends are safe across processes).
+A thumb and a later comment on the same answer are one record: saving merges the new rating or
+comment into the answer's line and rewrites the file. Writers take an exclusive lock on a lock
+file beside it and replace the file in one rename, so several processes (the web UI, the API)
+never lose each other's records and a reader never sees half a file. Files written before kept
+one line per change; reading still merges those, the latest line winning.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,22 +48,81 @@ def new_answer_id() -> str:
 
 
 def record_feedback(settings: Settings, record: FeedbackRecord) -> None:
+    """Save `record`, merged into the answer's existing record (one line per answer id)."""
     from ingest.manifest import utc_now
 
     record.created_at = record.created_at or utc_now()
+    item = asdict(record)
     path = feedback_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(asdict(record), ensure_ascii=False) + "\n"
-    # One write call with O_APPEND: lines from concurrent sessions never interleave.
+    with _locked(path):
+        lines = path.read_bytes().splitlines(keepends=True) if path.exists() else []
+        # Each line starts with its answer id (asdict keeps the field order), so this answer's
+        # lines are found without parsing the others: saving stays fast in a large file.
+        head = ('{"answer_id": ' + json.dumps(record.answer_id, ensure_ascii=False) + ",").encode()
+        mine = [n for n, line in enumerate(lines) if line.startswith(head)]
+        if not mine:  # a new answer: one appended line
+            broken_tail = bool(lines) and not lines[-1].endswith(b"\n")  # a crash mid-line
+            _append(path, (b"\n" if broken_tail else b"") + _line(item))
+            return
+        previous: dict[str, Any] = {}
+        first_saved = ""
+        for n in mine:  # files from before kept a line per change: merge them, latest last
+            try:
+                previous = _merged(previous, json.loads(lines[n]))
+            except ValueError:
+                continue
+            first_saved = first_saved or previous.get("created_at", "")
+        item = _merged(previous, item)
+        item["created_at"] = first_saved or item["created_at"]
+        item["updated_at"] = utc_now()
+        lines[mine[0]] = _line(item)
+        for n in reversed(mine[1:]):
+            del lines[n]
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(b"".join(lines))
+        os.replace(temporary, path)  # readers see the old file or the new one, never half
+
+
+def _line(item: dict[str, Any]) -> bytes:
+    return (json.dumps(item, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _append(path: Path, data: bytes) -> None:
+    # One write call with O_APPEND: a reader never sees two records interleaved.
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line.encode("utf-8"))
+        os.write(fd, data)
     finally:
         os.close(fd)
 
 
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One writer at a time across processes (an advisory lock the kernel drops on exit)."""
+    import fcntl
+
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _merged(previous: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    item = dict(item)
+    # A comment without a thumb keeps the earlier thumb; a thumb without a comment keeps the
+    # earlier comment: the page sends each change on its own.
+    if item.get("rating") is None and previous.get("rating") is not None:
+        item["rating"] = previous["rating"]
+    if not item.get("comment") and previous.get("comment"):
+        item["comment"] = previous["comment"]
+    return item
+
+
 def read_feedback(path: Path) -> list[dict[str, Any]]:
-    """The latest record per answer, in first-seen order; damaged lines are skipped."""
+    """One record per answer, in first-seen order; damaged lines are skipped."""
     latest: dict[str, dict[str, Any]] = {}
     if not path.exists():
         return []
@@ -69,13 +132,8 @@ def read_feedback(path: Path) -> list[dict[str, Any]]:
             key = str(item["answer_id"])
         except (ValueError, KeyError, TypeError):
             continue
-        previous = latest.get(key, {})
-        # A comment-only line keeps the earlier thumb; a thumb-only line keeps the comment.
-        if item.get("rating") is None and "rating" in previous:
-            item["rating"] = previous["rating"]
-        if not item.get("comment") and previous.get("comment"):
-            item["comment"] = previous["comment"]
-        latest[key] = item
+        previous = latest.get(key)
+        latest[key] = _merged(previous, item) if previous else item
     return list(latest.values())
 
 

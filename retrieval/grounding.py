@@ -121,6 +121,7 @@ class Quote:
             "text": self.text,
             "source": self.hit.source,
             "page": self.hit.page,
+            "page_label": self.hit.page_label,
             "chunk_id": self.hit.chunk_id,
             "table": self.hit.table,
             "spans": [s.to_json() for s in spans],

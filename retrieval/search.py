@@ -40,6 +40,7 @@ class SearchHit:
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
     context: str = ""  # text widened with neighbouring chunks (= text when not expanded)
+    page_label: str | None = None  # the PDF's printed page label, when it differs from `page`
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +48,7 @@ class SearchHit:
             "chunk_id": self.chunk_id,
             "source": self.source,
             "page": self.page,
+            "page_label": self.page_label,
             "score": round(self.score, 6),
             "text": self.text,
             "table": self.table,
@@ -290,16 +292,25 @@ class QueryToChunks:
 
     @staticmethod
     def _hit(rank: int, stored: StoredChunk, score: float) -> SearchHit:
-        page = stored.metadata.get("page")
+        from retrieval.page_labels import page_label
+
+        raw_page = stored.metadata.get("page")
+        page = (
+            int(raw_page)
+            if isinstance(raw_page, int | float) and not math.isnan(raw_page)
+            else None
+        )
+        source = str(stored.metadata.get("source", ""))
         return SearchHit(
             rank=rank,
             chunk_id=stored.chunk_id,
-            source=str(stored.metadata.get("source", "")),
-            page=int(page) if isinstance(page, int | float) and not math.isnan(page) else None,
+            source=source,
+            page=page,
             score=score,
             text=stored.text,
             metadata=dict(stored.metadata),
             context=stored.text,
+            page_label=page_label(source, page),
         )
 
     def _expand(self, hit: SearchHit, neighbors: int) -> SearchHit:

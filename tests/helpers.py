@@ -54,3 +54,19 @@ def write_docx(path: Path, title: str, sections: dict[str, str]) -> Path:
         document.add_paragraph(body)
     document.save(str(path))
     return path
+
+
+def write_labelled_pdf(path: Path, pages: list[str]) -> Path:
+    """A PDF whose printed page numbers differ from the page index: i, then 15, 16, ..."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.constants import PageLabelStyle
+
+    plain = write_pdf(path.with_suffix(".plain.pdf"), pages)
+    writer = PdfWriter(clone_from=PdfReader(str(plain)))
+    writer.set_page_label(0, 0, style=PageLabelStyle.LOWERCASE_ROMAN)
+    if len(pages) > 1:
+        writer.set_page_label(1, len(pages) - 1, style=PageLabelStyle.DECIMAL, start=15)
+    with path.open("wb") as handle:
+        writer.write(handle)
+    plain.unlink()
+    return path

@@ -30,7 +30,8 @@ def test_pdf_pages_are_cited_and_reingest_embeds_nothing(any_folio: Folio, docs:
     found = any_folio.json("search", "Who painted the lighthouse?", "--k", "3")
     assert found["query"] == "Who painted the lighthouse?"
     top = found["results"][0]
-    assert set(top) == {"rank", "chunk_id", "source", "page", "score", "text", "table"}
+    fields = {"rank", "chunk_id", "source", "page", "page_label", "score", "text", "table"}
+    assert set(top) == fields
     assert top["rank"] == 1 and top["page"] == 2
     assert top["source"] == str(docs / "harbour.pdf")
     assert "Ada Lund" in top["text"]

@@ -48,7 +48,7 @@ async def delete_chat(chat_id: ChatIdPath, service: Service) -> Response:
     "/v1/feedback",
     status_code=204,
     responses={404: {"description": "no such answer"}},
-    summary="Rate an answer (appended to DATA_DIR/feedback.jsonl)",
+    summary="Rate an answer (saved to DATA_DIR/feedback.jsonl, one record per answer)",
 )
 async def feedback(body: FeedbackBody, service: Service) -> Response:
     await call(service.feedback, body.answer_id, body.rating, body.comment)

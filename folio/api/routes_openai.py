@@ -61,6 +61,7 @@ def sources_note(answer: Answer) -> str:
     for citation in sorted(answer.citations, key=lambda c: c.n):
         hit = citation.hit
         where = hit.source.rsplit("/", 1)[-1] + (f", page {hit.page}" if hit.page else "")
+        where += f" (printed {hit.page_label})" if hit.page and hit.page_label else ""
         cited.append(f"[{citation.n}] {where}")
     return "\n\nSources: " + "; ".join(cited)
 

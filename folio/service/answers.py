@@ -164,6 +164,12 @@ class AnswerQueue:
         with self._changed:
             return self._jobs.get(job_id)
 
+    def unfinished(self, chat: str) -> list[AnswerJob]:
+        """The jobs of one conversation still waiting or being answered, in order (a reloaded
+        page finds the questions it sent)."""
+        with self._changed:
+            return [job for job in self._jobs.values() if job.chat == chat and not job.finished]
+
     def busy(self) -> bool:
         """A question is being answered now."""
         with self._changed:

@@ -337,6 +337,10 @@ class FolioService(ConversationsAndFeedback):
     def job(self, job_id: str) -> AnswerJob | None:
         return self._queue.get(job_id)
 
+    def chat_jobs(self, chat_id: str) -> list[AnswerJob]:
+        """Questions of a conversation not answered yet (waiting or generating), in order."""
+        return self._queue.unfinished(chat_id)
+
     def ask(self, request: AskRequest) -> Answer:
         return self.submit(request).result()
 
