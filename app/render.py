@@ -249,7 +249,10 @@ def as_answer(answer: Answer | dict[str, Any]) -> Answer:
         prompt=PromptSpec(prompt.get("name", ""), int(prompt.get("version") or 0), "chat", ""),
         model=answer.get("model") or {},
         timings=answer.get("timings") or {},
-        generated=answer.get("answer", "") if answer.get("sentences") else "",
+        # The model's own text (saved since 2026-11-26; older turns: the answer when generated).
+        generated=answer.get(
+            "generated", answer.get("answer", "") if answer.get("sentences") else ""
+        ),
         sentences=[
             SentenceSupport(
                 sentence=s.get("sentence") or s.get("text", ""),

@@ -75,7 +75,7 @@ def page_preview(hit: SearchHit, passages: list[str], key: str) -> None:
 
     source, page = hit.source, hit.page
     if not Path(source).is_file():
-        st.warning(f"{source} is no longer on disk.")
+        st.warning(f"{Path(source).name} is no longer on the server (removed or moved).")
         return
     if page and source.lower().endswith(".pdf"):
         preview = render_pdf_page(source, page, tuple(passages))

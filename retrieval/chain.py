@@ -85,6 +85,7 @@ class Answer:
             "answer_id": self.answer_id,
             "refusal": self.refusal.to_json() if self.refusal else None,
             "stopped": self.stopped,
+            "generated": self.generated,
         }
 
 
@@ -352,8 +353,9 @@ class AnswerChain:
         """Citations, grounding, refusal by the model, and which text becomes the answer.
 
         Every generated sentence is checked (similarity, numbers and names, injected text). In
-        `generate` unsupported sentences are flagged; in `quote+generate` they are dropped, and
-        when none is left the quote is the answer. Prompt scaffolding is never shown."""
+        `generate` (and for a stopped answer) unsupported sentences are flagged; in
+        `quote+generate` they are dropped, and when none is left the quote is the answer. Prompt
+        scaffolding is never shown."""
         quote = answer.quote
         quoted = f"{quote.text} [{quote.hit.rank}]" if quote else NOT_FOUND
         quote_citations = [Citation(quote.hit.rank, quote.hit)] if quote else []
@@ -393,7 +395,9 @@ class AnswerChain:
         answer.support = support
         by_source = sorted({s.source for s in per_sentence if s.supported and s.source})
         supported_citations = [Citation(n, answer.sources[n - 1]) for n in by_source]
-        if mode == "generate":
+        if mode == "generate" or answer.stopped:
+            # A stopped answer keeps what was written (the user saw it stream), flagged like
+            # `generate`, in quote+generate too: its last sentence is cut, not unsupported.
             answer.answer, answer.sentences = generated, per_sentence
             answer.citations = citations or (supported_citations if support >= threshold else [])
             return

@@ -16,7 +16,7 @@ from retrieval.search import QueryToChunks, SearchOptions
 ASK_KEYS = {
     "question", "standalone_question", "answer", "quote", "mode", "refused", "support",
     "citations", "sources", "prompt", "model", "timings", "chat", "answer_id", "refusal",
-    "sentences", "stopped",
+    "sentences", "stopped", "generated",
 }  # fmt: skip
 TIMING_KEYS = {
     "retrieve_ms", "first_token_ms", "total_ms", "completion_tokens", "tokens_per_s", "queue_ms"

@@ -58,8 +58,9 @@ def test_questions_are_answered_in_order_and_a_waiting_one_knows_its_place(
     assert answer.timings["queue_ms"] and answer.timings["queue_ms"] > 0
 
 
+@pytest.mark.parametrize("mode", ["generate", "quote+generate"])
 def test_cancel_drops_a_waiting_question_and_stops_a_running_one(
-    service: FolioService, tmp_path: Path
+    service: FolioService, tmp_path: Path, mode: str
 ) -> None:
     counting = tmp_path / "counting.yaml"  # a prompt that keeps a tiny model going for long
     counting.write_text(
@@ -70,7 +71,7 @@ def test_cancel_drops_a_waiting_question_and_stops_a_running_one(
     running = service.submit(
         AskRequest(
             "When was the Skerry lighthouse built?", prompt=str(counting),
-            answer_mode="generate", max_tokens=900,
+            answer_mode=mode, max_tokens=900,
         )
     )  # fmt: skip
     waiting = service.submit(AskRequest("When does the harbour office open?"))
@@ -84,6 +85,8 @@ def test_cancel_drops_a_waiting_question_and_stops_a_running_one(
     assert answer.timings["completion_tokens"] is not None
     assert answer.timings["completion_tokens"] < 300  # it stopped long before max_tokens
     assert first.text and answer.generated  # the partial answer is kept
+    # ... and shown, in quote+generate too (not swapped for the quote the user never saw).
+    assert answer.answer.strip() and answer.answer.split()[0] in answer.generated
     assert waiting.state == "cancelled" and list(waiting.follow()) == []
     # The queue goes on: the next question is answered.
     after = service.ask(AskRequest("When does the harbour office open?"))
