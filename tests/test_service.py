@@ -40,19 +40,22 @@ def test_questions_are_answered_in_order_and_a_waiting_one_knows_its_place(
     slow = AskRequest(
         "When was the Skerry lighthouse built?", answer_mode="generate", max_tokens=48
     )
+    # Answers that generate share one lane (quotes have their own: see the test below).
+    generating = {"answer_mode": "quote+generate", "max_tokens": 12}
     first = service.submit(slow)
-    second = service.submit(AskRequest("When does the harbour office open?"))
-    third = service.submit(AskRequest("What was the lighthouse built from?"))
+    second = service.submit(AskRequest("When does the harbour office open?", **generating))
+    third = service.submit(AskRequest("What was the lighthouse built from?", **generating))
     assert second.position >= 1 and third.position == second.position + 1
     events = list(third.follow())
     assert isinstance(events[0], Queued) and events[0].position >= 2
     positions = [e.position for e in events if isinstance(e, Queued)]
     assert positions == sorted(positions, reverse=True)  # it moves up, never back
     answer = events[-1]
-    assert isinstance(answer, Answer) and "granite" in answer.answer
+    assert isinstance(answer, Answer) and answer.quote and "granite" in answer.quote.text
     # Nothing was dropped and the order held: each started after the one before finished.
     assert first.result().question == slow.question
-    assert "The harbour office opens at seven" in second.result().answer
+    harbour = second.result()
+    assert harbour.quote and "harbour office opens at seven" in harbour.quote.text
     assert first.started_at and second.started_at and third.started_at
     assert first.started_at < second.started_at < third.started_at
     assert answer.timings["queue_ms"] and answer.timings["queue_ms"] > 0
@@ -74,7 +77,9 @@ def test_cancel_drops_a_waiting_question_and_stops_a_running_one(
             answer_mode=mode, max_tokens=900,
         )
     )  # fmt: skip
-    waiting = service.submit(AskRequest("When does the harbour office open?"))
+    waiting = service.submit(
+        AskRequest("When does the harbour office open?", answer_mode="generate")
+    )
     events = running.follow()
     first = next(e for e in events if isinstance(e, Token))  # generating now
     waiting.cancel()
@@ -230,3 +235,24 @@ def test_removing_an_uploaded_document_by_name_deletes_its_file(service: FolioSe
     assert removed["removed"] == [str(saved)] and removed["chunks_removed"] >= 1
     assert not saved.exists()  # Folio's uploaded copy goes with its document
     assert [d["path"] for d in service.sources()["documents"]] != [str(saved)]
+
+
+def test_a_quote_does_not_wait_behind_a_long_generation(
+    service: FolioService, tmp_path: Path
+) -> None:
+    counting = tmp_path / "counting.yaml"
+    counting.write_text(
+        "name: counting\nversion: 1\nkind: completion\nstop: []\ntemplate: |\n"
+        "  {context}\n  Question: {question}\n  Count from 1 to 1000: 1, 2, 3, 4, 5,\n",
+        encoding="utf-8",
+    )
+    long = service.submit(
+        AskRequest("When was the Skerry lighthouse built?", prompt=str(counting),
+                   answer_mode="generate", max_tokens=900)
+    )  # fmt: skip
+    next(e for e in long.follow() if isinstance(e, Token))  # generating now
+    quick = service.ask(AskRequest("When does the harbour office open?"))  # quote mode
+    assert "seven" in quick.answer
+    assert long.state == "running"  # answered while the generation still runs
+    long.cancel()
+    assert long.result().stopped

@@ -29,20 +29,24 @@ from retrieval.chain import Answer, AnswerChain, Token
 from retrieval.followups import PastTurn
 from retrieval.search import QueryToChunks, SearchOptions
 
+LANES = ("generate", "quote")
+NO_LLM_FOLLOWUPS = ("bare", "carry")  # follow-up strategies that never call the LLM
 RECENT_ANSWERS_KEPT = 1000  # answers feedback can refer to without a saved conversation
 
 
 class FolioService(ConversationsAndFeedback):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._queue = AnswerQueue(self._answer)
-        # Retrievers and chains: the worker thread's own (answers), and the searches' (locked).
-        self._chains: dict[tuple[str, str], AnswerChain] = {}
+        # Two lanes, each one worker with its own chains: answers that generate wait for the one
+        # LLM; quotes (no LLM, a fraction of a second) never wait behind a long generation.
+        self._queues = {lane: AnswerQueue(self._answerer(lane)) for lane in LANES}
+        # Retrievers and chains: each lane's own, and the searches' (locked).
+        self._chains: dict[str, dict[tuple[str, str], AnswerChain]] = {lane: {} for lane in LANES}
         self._searchers: dict[str, QueryToChunks] = {}
         self._search_lock = threading.Lock()
         self._upload_lock = threading.Lock()
         self._stale_lock = threading.Lock()
-        self._stale_answers: set[str] = set()
+        self._stale_answers: dict[str, set[str]] = {lane: set() for lane in LANES}
         self._recent: OrderedDict[str, tuple[str, Answer]] = OrderedDict()
         self._warm: dict[str, bool] = {}
 
@@ -53,9 +57,10 @@ class FolioService(ConversationsAndFeedback):
         return ChromaStore(self.settings.data_dir, self.settings.chroma_url)
 
     def close(self) -> None:
-        if self._queue.close():  # else the worker still uses its chains: the process ends anyway
-            for chain in self._chains.values():
-                chain.retriever.close()
+        for lane, queue in self._queues.items():
+            if queue.close():  # else the worker still uses its chains: the process ends anyway
+                for chain in self._chains[lane].values():
+                    chain.retriever.close()
         with self._search_lock:
             for retriever in self._searchers.values():
                 retriever.close()
@@ -93,7 +98,7 @@ class FolioService(ConversationsAndFeedback):
             checks["store"] = {"ok": True, "location": self.store.location}
         except Exception as exc:  # the store's own message names the server
             checks["store"] = {"ok": False, "error": str(exc)}
-        if self.settings.llm_url and self._queue.busy():
+        if self.settings.llm_url and self._queues["generate"].busy():
             # The server is generating for us right now: a probe would only wait behind it.
             checks["llm"] = {"ok": True, "backend": "server", "url": self.settings.llm_url,
                              "busy": True}  # fmt: skip
@@ -263,7 +268,8 @@ class FolioService(ConversationsAndFeedback):
     def _changed(self, collection: str) -> None:
         """A write changed the BM25 index: searches and answers reopen it."""
         with self._stale_lock:
-            self._stale_answers.add(collection)
+            for stale in self._stale_answers.values():
+                stale.add(collection)
         with self._search_lock:
             retriever = self._searchers.pop(collection, None)
             if retriever is not None:
@@ -324,7 +330,8 @@ class FolioService(ConversationsAndFeedback):
         elif request.new_chat:
             chat = new_chat_id()
         job = AnswerJob(request, settings.collection, chat, settings=settings)
-        return self._queue.submit(job)
+        quick = settings.answer_mode == "quote" and settings.followup_retrieval in NO_LLM_FOLLOWUPS
+        return self._queues["quote" if quick else "generate"].submit(job)
 
     def _check_prompt(self, prompt: str) -> None:
         from prompts import PromptNotFoundError, load_prompt
@@ -335,16 +342,20 @@ class FolioService(ConversationsAndFeedback):
             raise BadRequest("invalid_option", str(exc)) from None
 
     def job(self, job_id: str) -> AnswerJob | None:
-        return self._queue.get(job_id)
+        return next((j for q in self._queues.values() if (j := q.get(job_id))), None)
 
     def chat_jobs(self, chat_id: str) -> list[AnswerJob]:
         """Questions of a conversation not answered yet (waiting or generating), in order."""
-        return self._queue.unfinished(chat_id)
+        jobs = [job for queue in self._queues.values() for job in queue.unfinished(chat_id)]
+        return sorted(jobs, key=lambda job: job.submitted_at)
 
     def ask(self, request: AskRequest) -> Answer:
         return self.submit(request).result()
 
-    def _answer(self, job: AnswerJob) -> Any:
+    def _answerer(self, lane: str) -> Callable[[AnswerJob], Any]:
+        return lambda job: self._answer(job, lane)
+
+    def _answer(self, job: AnswerJob, lane: str) -> Any:
         """Run by the worker thread: the chain's tokens, then the answer, saved to its chat."""
         from folio.conversations import ConversationStore
 
@@ -363,7 +374,7 @@ class FolioService(ConversationsAndFeedback):
         if not self._documents(job.collection):
             answer = empty_collection_answer(request.question, settings)
         else:
-            chain = self._chain(settings)
+            chain = self._chain(settings, lane)
             options = SearchOptions.from_settings(settings, source_glob=request.source)
             for event in chain.stream(
                 request.question, history, options, cancel=job.cancel_event,
@@ -387,18 +398,18 @@ class FolioService(ConversationsAndFeedback):
             self._recent.popitem(last=False)
         yield answer
 
-    def _chain(self, settings: Settings) -> AnswerChain:
-        """The worker's chain for a collection and model (reopened after a write)."""
-        collection = settings.collection
+    def _chain(self, settings: Settings, lane: str) -> AnswerChain:
+        """The lane's chain for a collection and model (reopened after a write)."""
+        collection, chains = settings.collection, self._chains[lane]
         with self._stale_lock:
-            stale = collection in self._stale_answers
-            self._stale_answers.discard(collection)
-        for key in [k for k in self._chains if k[0] == collection and stale]:
-            self._chains.pop(key).retriever.close()
+            stale = collection in self._stale_answers[lane]
+            self._stale_answers[lane].discard(collection)
+        for key in [k for k in chains if k[0] == collection and stale]:
+            chains.pop(key).retriever.close()
         key = (collection, settings.llm_model)
-        if key not in self._chains:
-            self._chains[key] = AnswerChain(settings, self._open_retriever(settings))
-        chain = self._chains[key]
+        if key not in chains:
+            chains[key] = AnswerChain(settings, self._open_retriever(settings))
+        chain = chains[key]
         chain.settings = settings  # per-request settings (sampling, k, mode) on a shared chain
         return chain
 
