@@ -8,8 +8,36 @@ the page until no answer is pending: no Stop or Cancel button is left.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
+
+from conftest import REPO, Folio
+from helpers import write_pdf
+
+PAGE = str(REPO / "app" / "streamlit_app.py")
+HARBOUR = [
+    "# Harbour report\nThe harbour office opens at seven in the morning on weekdays.",
+    "# Lighthouse\nThe Skerry lighthouse was built in 1887 from local granite.",
+]
+
+
+def harbour_collection(folio: Folio, docs: Path, monkeypatch: pytest.MonkeyPatch) -> Folio:
+    """The default collection holding one 2-page PDF; the page's settings come from the
+    environment, as `folio ui` gives them."""
+    for key, value in folio.env.items():
+        monkeypatch.setenv(key, value)
+    write_pdf(docs / "harbour.pdf", HARBOUR)
+    assert folio.json("ingest", docs)["added"] == 1
+    return folio
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    return at
 
 
 def pending(at: AppTest) -> bool:

@@ -12,8 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from app.chat import ago
 from conftest import REPO, Folio
-from helpers import write_pdf
-from page_answers import ask, pending, wait_for_answers
+from page_answers import ask, harbour_collection, pending, wait_for_answers
 
 PAGE = str(REPO / "app" / "streamlit_app.py")
 LIGHTHOUSE = "When was the Skerry lighthouse built?"
@@ -25,17 +24,7 @@ ESSAY = "Write a long essay about the Skerry lighthouse built in 1887 from local
 @pytest.fixture
 def env(folio: Folio, docs: Path, monkeypatch: pytest.MonkeyPatch) -> Folio:
     """A collection holding one PDF; the page's settings come from the environment."""
-    for key, value in folio.env.items():
-        monkeypatch.setenv(key, value)
-    write_pdf(
-        docs / "harbour.pdf",
-        [
-            "# Harbour report\nThe harbour office opens at seven in the morning on weekdays.",
-            "# Lighthouse\nThe Skerry lighthouse was built in 1887 from local granite.",
-        ],
-    )
-    assert folio.json("ingest", docs)["added"] == 1
-    return folio
+    return harbour_collection(folio, docs, monkeypatch)
 
 
 def open_page(chat: str | None = None, collection: str | None = None) -> AppTest:

@@ -17,30 +17,16 @@ from streamlit.testing.v1 import AppTest
 
 from app.markdown import safe_markdown, urls_in
 from conftest import REPO, Folio
-from helpers import write_pdf
-from page_answers import ask
+from page_answers import ask, harbour_collection, open_page
 
-PAGE = str(REPO / "app" / "streamlit_app.py")
 QUESTION = "When was the Skerry lighthouse built?"
 
 
 @pytest.fixture
 def page(folio: Folio, docs: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     """The page over the default collection holding one PDF."""
-    for key, value in folio.env.items():
-        monkeypatch.setenv(key, value)
-    write_pdf(
-        docs / "harbour.pdf",
-        [
-            "# Harbour report\nThe harbour office opens at seven in the morning on weekdays.",
-            "# Lighthouse\nThe Skerry lighthouse was built in 1887 from local granite.",
-        ],
-    )
-    assert folio.json("ingest", docs)["added"] == 1
-    at = AppTest.from_file(PAGE, default_timeout=180)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    harbour_collection(folio, docs, monkeypatch)
+    return open_page()
 
 
 def run(at: AppTest) -> AppTest:

@@ -9,30 +9,17 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO, Folio
+from conftest import Folio
 from folio.service.documents import UploadError, safe_upload_name
 from helpers import write_pdf, write_truncated_pdf
-
-PAGE = str(REPO / "app" / "streamlit_app.py")
+from page_answers import harbour_collection, open_page
 
 
 @pytest.fixture
 def page(folio: Folio, docs: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     """The page over a collection holding one PDF; settings come from the environment."""
-    for key, value in folio.env.items():
-        monkeypatch.setenv(key, value)
-    write_pdf(
-        docs / "harbour.pdf",
-        [
-            "# Harbour report\nThe harbour office opens at seven in the morning on weekdays.",
-            "# Lighthouse\nThe Skerry lighthouse was built in 1887 from local granite.",
-        ],
-    )
-    assert folio.json("ingest", docs)["added"] == 1
-    at = AppTest.from_file(PAGE, default_timeout=180)
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    harbour_collection(folio, docs, monkeypatch)
+    return open_page()
 
 
 def html_text(at: AppTest) -> str:
