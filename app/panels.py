@@ -168,7 +168,7 @@ def uploads(service: FolioService, place: str = "sidebar") -> None:
         st.html(NARROW_SCREEN_STYLE)
     limit = service.settings.max_file_mb
     files = st.file_uploader(
-        f"Add documents (PDF, Markdown, text, HTML, DOCX; up to {limit:g} MB each)",
+        f"Add documents (PDF, Markdown, text, HTML, DOCX, scanned images; up to {limit:g} MB each)",
         type=list(UPLOAD_TYPES),
         accept_multiple_files=True,
         key=f"uploader-{state.uploader}"
@@ -189,6 +189,9 @@ def uploads(service: FolioService, place: str = "sidebar") -> None:
             f"({report.chunks_added} chunks)"
         )
         state.upload_errors = result.errors
+        state.upload_warnings = [  # pages OCR could not read: the file went in without them
+            f"{Path(w['path']).name}, page {w['page']}: {w['warning']}" for w in report.warnings
+        ]
         about.refresh()
         state.uploader += 1  # a fresh uploader: the same files are not ingested twice
         st.rerun()
@@ -196,6 +199,8 @@ def uploads(service: FolioService, place: str = "sidebar") -> None:
         st.success(state.upload_summary)
     for error in state.get("upload_errors", []):
         st.error(error)
+    for warning in state.get("upload_warnings", []):
+        st.warning(warning)
 
 
 GENERATION_KEYS = ("model", "prompt", "temp", "top-p", "top-k", "max-tokens")

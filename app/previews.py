@@ -13,16 +13,54 @@ from typing import Any
 
 from folio.settings import Settings
 
+PREVIEWS_CACHED = 24
+
 
 def page_text(path: str, page: int) -> str:
-    """The text of one PDF page, as Folio extracted it (for the page preview)."""
-    from ingest.loaders import load_document
+    """The text of one page as Folio extracted it (for the page preview): a PDF page's text
+    layer, or OCR of that page alone when it has none (a scan), or of that frame of an image.
+    Never the whole file: OCR of every page would take seconds each."""
+    from ingest.loaders import IMAGE_EXTENSIONS, load_document
 
+    try:
+        stat = os.stat(path)
+    except OSError:
+        stat = None
+    suffix = Path(path).suffix.lower()
+    if stat is not None and (suffix == ".pdf" or suffix in IMAGE_EXTENSIONS):
+        return _one_page_text(path, stat.st_mtime_ns, stat.st_size, page)
     document = load_document(Path(path))
     return "\n".join(s.text for s in document.sections if s.page == page)
 
 
-PREVIEWS_CACHED = 24
+@lru_cache(maxsize=PREVIEWS_CACHED)
+def _one_page_text(path: str, mtime_ns: int, size: int, page: int) -> str:
+    """Cached per file version: every rerun of the page redraws the previews that are open."""
+    from ingest.documents import IngestError
+    from ingest.loaders import _page_text, pdf_limits
+    from ingest.ocr import image_frames, read_pages, render_pdf_pages
+
+    if path.lower().endswith(".pdf"):
+        from pypdf import PdfReader
+
+        from retrieval.page_labels import PDFIUM_LOCK
+
+        with pdf_limits():
+            text = _page_text(PdfReader(path, strict=False).pages[page - 1])
+        if text:
+            return text
+        with PDFIUM_LOCK:  # pdfium is not thread-safe; sessions run in their own threads
+            images = list(render_pdf_pages(Path(path), [page]))
+    else:
+        frame = next(((n, im) for n, im in image_frames(Path(path)) if n == page), None)
+        images = [frame] if frame else []
+    warnings: list[tuple[int | None, str]] = []
+    read = read_pages(iter(images), warnings)
+    if warnings:
+        raise IngestError(warnings[0][1])
+    return read[page].text if page in read else ""
+
+
 PREVIEW_WIDTH_PX = 1400  # table figures stay legible; the page shows it scaled, "Full size" 1:1
 # The highlight drawn over cited passages: amber (Tailwind amber-400, #fbbf24) at alpha 110/255,
 # under the text (multiply), so a passage on white paper reads as HIGHLIGHT_ON_WHITE.

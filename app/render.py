@@ -218,7 +218,7 @@ def as_answer(answer: Answer | dict[str, Any]) -> Answer:
             page=s.get("page"),
             score=float(s.get("score") or 0.0),
             text=s.get("text", ""),
-            metadata={"table": bool(s.get("table"))},
+            metadata={k: s[k] for k in ("table", "ocr", "ocr_confidence") if s.get(k) is not None},
             context=s.get("text", ""),
             page_label=s.get("page_label"),
         )

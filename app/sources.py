@@ -25,6 +25,7 @@ from app.render import (
     where,
 )
 from folio.service import FolioService
+from ingest.loaders import IMAGE_EXTENSIONS
 from retrieval.chain import Answer
 from retrieval.search import SearchHit
 
@@ -48,6 +49,8 @@ def show_sources(service: FolioService, answer: Answer | dict[str, Any], key: st
         label = f"[{hit.rank}] {where(hit)} · {relevance(hit.score)[0]}{mark}"
         with st.expander(label, key=source_anchor(answer.answer_id, hit.rank)):
             st.html(relevance_html(hit.score))
+            if hit.ocr:
+                st.caption(ocr_mark(hit), help=OCR_HELP)
             passages = cited_passages(answer, hit)
             st.html(highlighted(hit.text, passages))
             what = f"page {hit.page}" if hit.page else "document"
@@ -61,6 +64,19 @@ def show_sources(service: FolioService, answer: Answer | dict[str, Any], key: st
                     file_name=path.name,
                     key=f"dl-{key}-{hit.rank}",
                 )
+
+
+OCR_HELP = (
+    "This page had no text layer (a scan or an image file): Folio read its text with OCR. "
+    "The confidence is the recogniser's own (0 to 1); low values mean misread words are likely."
+)
+
+
+def ocr_mark(hit: SearchHit) -> str:
+    """The small note on a source whose text OCR read, with its confidence."""
+    if hit.ocr_confidence is None:
+        return "read by OCR"
+    return f"read by OCR (confidence {hit.ocr_confidence:.2f})"
 
 
 def _passage_texts(hit: SearchHit, passages: list[Passage]) -> list[str]:
@@ -94,12 +110,30 @@ def page_preview(hit: SearchHit, passages: list[str], key: str) -> None:
                 st.caption(caption)
             else:
                 st.image(preview.png, caption=caption, width="stretch", output_format="PNG")
+    elif page and source.lower().endswith(IMAGE_EXTENSIONS):
+        frame = _image_frame(source, page)
+        if frame is not None:
+            st.image(frame, caption=f"{Path(source).name}, page {page}", width="stretch")
     try:
         text = page_text(source, page) if page else _document_text(source)
     except Exception as exc:
         st.warning(f"{Path(source).name}: cannot read the page ({exc})")
         return
     st.html(f'<div class="folio-chunk folio-page">{html.escape(text)}</div>')
+
+
+def _image_frame(source: str, page: int) -> Any:
+    """Frame `page` (1-based) of an image file, or None when it cannot be read."""
+    from PIL import Image, ImageSequence
+
+    try:
+        with Image.open(source) as image:
+            for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
+                if number == page:
+                    return frame.convert("RGB")
+    except Exception:  # a file changed or damaged since it was ingested: show its text only
+        return None
+    return None
 
 
 def _document_text(source: str) -> str:

@@ -7,7 +7,10 @@ import streamlit as st
 from app import panels
 from folio.service import FolioService, error_for
 
-FORMATS = "PDF, Markdown (.md), plain text (.txt), HTML and Word (.docx)"
+FORMATS = (
+    "PDF, Markdown (.md), plain text (.txt), HTML, Word (.docx) and images (PNG, JPEG, TIFF: "
+    "read by OCR, as are scanned PDF pages)"
+)
 
 
 def show(service: FolioService, collection: str) -> bool:

@@ -1,6 +1,7 @@
 """Fit the refusal model (retrieval/refusal.py) on one split of SQuAD 2.0 dev, report on another.
 
     python -m bench.fit_refusal [--per-class 600] [--seed 0] [--work DIR] [--no-write] [--swap]
+                                [--committed]
 
 Every other SQuAD article is ingested (the index); the rest are held out, and their answerable
 questions are off-topic: the collection cannot answer them, so they must be refused. Articles are
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from bench.squad_retrieval import SQUAD
-from retrieval.refusal import FEATURES, MODEL_FILE, RefusalModel
+from retrieval.refusal import FEATURES, MODEL_FILE, RefusalModel, load_model
 
 SEC = SQUAD.parents[1] / "sec10q"
 SEC_INGESTED = ("2023 Q3 AAPL.pdf", "2023 Q3 NVDA.pdf", "2023 Q3 INTC.pdf", "2023 Q2 AAPL.pdf")
@@ -267,6 +268,12 @@ def main() -> None:
     parser.add_argument(
         "--swap", action="store_true", help="fit on the report split and report on the fit one"
     )
+    parser.add_argument(
+        "--committed",
+        action="store_true",
+        help="fit nothing: report the committed model on these features (does it still hold "
+        "after an embedder change? FOLIO_EMBEDDING_BACKEND=onnx-int8 ... --committed)",
+    )
     args = parser.parse_args()
     if not args.squad.is_file():
         print(f"skipped: {args.squad} not found")
@@ -291,19 +298,19 @@ def main() -> None:
     if args.swap:  # the other direction of a two-fold check (SEC stays report-only)
         flip = {"fit": "report", "report": "fit"}
         rows = [{**r, "split": flip[r["split"]]} if r["set"] != "sec10q" else r for r in rows]
-    model = fit(rows, args.max_refused, about)
+    model = load_model(args.out) if args.committed else fit(rows, args.max_refused, about)
     on = sorted(
         r["features"]["dense_top"]
         for r in rows
         if r["split"] == "fit" and r["set"] == "squad" and r["answerable"]
     )
     cosine_threshold = round(on[int(len(on) * args.max_refused)], 4)
-    results = {"command": command, "model": model.to_json(),
+    results: dict[str, Any] = {"command": command, "model": model.to_json(),
                "results": report(rows, model, cosine_threshold)}  # fmt: skip
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=2))
     plot(results["results"], model.threshold, args.results.with_suffix(".png"))
-    if not args.no_write:
+    if not args.no_write and not args.committed:
         args.out.write_text(json.dumps(model.to_json(), indent=2) + "\n")
     print(json.dumps(results, indent=2))
 

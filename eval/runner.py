@@ -146,6 +146,8 @@ def collection_key(dataset: EvalDataset, settings: Settings) -> str:
     ident = json.dumps(
         [dataset.name, sorted(str(d) for d in dataset.documents), settings.embedding_model,
          chunker_fingerprint(settings.chunk_size, settings.chunk_overlap)]
+        # Another embedding backend needs its own index (torch keeps the keys it always had).
+        + ([] if settings.embedding_backend == "torch" else [settings.embedding_backend])
     )  # fmt: skip
     digest = hashlib.sha256(ident.encode()).hexdigest()[:10]
     return f"eval-{dataset.name[:30].lower().replace('_', '-')}-{digest}"

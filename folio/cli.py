@@ -81,6 +81,14 @@ def main_options(config: ConfigOption = None) -> None:
     _State.config = config
 
 
+WATCH_HELP = (
+    "Keep the collection in sync with PATHs: a catch-up sync first (what changed while not "
+    "watching), then one sync per burst of changes (added, changed, deleted files). With --json, "
+    "one ingest object per sync and line, with 'sync' (1, 2, ...) and 'trigger' (start|change). "
+    "Ctrl-C stops (exit 130), so does SIGTERM (exit 0); errors in single files do not."
+)
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories (recursive).")],
@@ -97,12 +105,39 @@ def ingest(
         float | None,
         typer.Option("--max-file-mb", help="Skip files larger than this (default 200)."),
     ] = None,
+    watch: Annotated[bool, typer.Option("--watch", help=WATCH_HELP)] = False,
+    debounce: Annotated[
+        float,
+        typer.Option(
+            "--debounce",
+            min=0.05,
+            envvar="FOLIO_WATCH_DEBOUNCE_S",
+            help="With --watch: seconds without changes before a sync (a folder that never goes "
+            "quiet still syncs every 30 s or 10x this) [env FOLIO_WATCH_DEBOUNCE_S].",
+        ),
+    ] = 2.0,
+    poll: Annotated[
+        bool,
+        typer.Option(
+            "--poll",
+            help="With --watch: look for changes by rescanning (network shares, where the "
+            "system's change events do not arrive).",
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Add, update and prune documents; unchanged files are not embedded again."""
     from folio.progress import ingest_progress
 
     settings = settings_from(config, collection=collection, max_file_mb=max_file_mb)
+    if watch:
+        from folio.cli_watch import watch as watch_paths
+
+        code = watch_paths(
+            settings, paths, as_json=as_json, prune=not no_prune, rebuild=rebuild,
+            debounce_s=debounce, polling=poll,
+        )  # fmt: skip
+        raise typer.Exit(code)
     with user_errors(), ingest_progress(enabled=not as_json and sys.stderr.isatty()) as progress:
         report = open_service(settings).ingest(
             None, paths, prune=not no_prune, rebuild=rebuild, progress=progress
@@ -110,11 +145,11 @@ def ingest(
     if as_json:
         emit_json(report.to_json())
     else:
-        typer.echo(_ingest_summary(report, settings.collection))
+        typer.echo(ingest_summary(report, settings.collection))
     raise typer.Exit(report.exit_code)
 
 
-def _ingest_summary(report: Any, collection: str) -> str:
+def ingest_summary(report: Any, collection: str) -> str:
     if not (report.added or report.updated or report.removed) and report.unchanged:
         head = f"Nothing to embed: {report.unchanged} document(s) unchanged in '{collection}'."
     else:

@@ -16,7 +16,7 @@ def diagnose(settings: Settings) -> dict[str, Any]:
     from folio import llm_runtime
     from folio.models import (
         ModelNotFoundError,
-        embedding_fingerprint,
+        backend_fingerprint,
         resolve_embedding_path,
         resolve_llm_path,
     )
@@ -29,8 +29,9 @@ def diagnose(settings: Settings) -> dict[str, Any]:
         report["embedding_model"] = {
             "name": settings.embedding_model,
             "path": str(emb_path),
-            "fingerprint": embedding_fingerprint(emb_path),
+            "fingerprint": backend_fingerprint(emb_path, settings.embedding_backend),
             "found": True,
+            **_embedding_runtime(settings, emb_path),
         }
     except ModelNotFoundError as exc:
         report["embedding_model"] = {"name": settings.embedding_model, "found": False}
@@ -68,10 +69,36 @@ def diagnose(settings: Settings) -> dict[str, Any]:
         problems.extend(gguf_problems)
     report["llms_packaged"] = _packaged_llms(settings)
 
+    report["ocr"] = _ocr(settings, problems)
     report["chroma"] = _chroma(settings, problems)
     report["problems"] = problems
     report["ok"] = not problems
     return report
+
+
+def _embedding_runtime(settings: Settings, path: Path) -> dict[str, Any]:
+    """Which backend embeds, on which device, and (ONNX) whether the export is cached yet."""
+    backend = settings.embedding_backend
+    if backend == "onnx-int8":
+        from folio.models import embedding_fingerprint
+        from folio.onnx_embedding import WEIGHT_TYPE, export_dir
+
+        onnx_file = export_dir(embedding_fingerprint(path)) / f"model-{WEIGHT_TYPE.lower()}.onnx"
+        return {
+            "backend": backend,
+            "device": "cpu",
+            "onnx_file": str(onnx_file),
+            "onnx_exported": onnx_file.is_file(),  # else it is made at first use (about 30 s)
+        }
+    try:
+        import torch
+
+        from folio.models import embedding_device
+
+        device = embedding_device(torch)
+    except ImportError:
+        device = None
+    return {"backend": backend, "device": device}
 
 
 def _llm_server(settings: Settings, problems: list[dict[str, str]]) -> dict[str, Any]:
@@ -108,6 +135,16 @@ def _packaged_llms(settings: Settings) -> dict[str, str | None]:
         str(settings.data_dir / "models" / "gemma-3-270m-q4_k_m.gguf") if has_gemma else None
     )
     return found
+
+
+def _ocr(settings: Settings, problems: list[dict[str, str]]) -> dict[str, Any]:
+    """The engine that reads scanned pages: Tesseract, else RapidOCR (slower), else none."""
+    from ingest.ocr import engine_status
+
+    info: dict[str, Any] = {"enabled": settings.ocr, **engine_status()}
+    if settings.ocr and info["engine"] is None:
+        problems.append({"what": "OCR", "fix": str(info["hint"])})
+    return info
 
 
 def _chroma(settings: Settings, problems: list[dict[str, str]]) -> dict[str, Any]:
@@ -153,6 +190,12 @@ def render(report: dict[str, Any]) -> str:
         f"embedding model: {emb['name']} -> {emb.get('path', 'NOT FOUND')}"
         + (f" ({emb['fingerprint']})" if emb.get("fingerprint") else "")
     )
+    if emb.get("found"):
+        where = f"embeds on {emb['device'] or 'NO TORCH'} with {emb['backend']}"
+        if emb["backend"] == "onnx-int8":
+            state = "cached" if emb["onnx_exported"] else "made at first use"
+            where += f" (export {state}: {emb['onnx_file']})"
+        lines.append(f"  {where}")
     llm = report["llm"]
     server = report.get("llm_server")
     if server:
@@ -173,6 +216,10 @@ def render(report: dict[str, Any]) -> str:
     if "llama_cpp" in report:
         lc = report["llama_cpp"]
         lines.append(f"llama.cpp {lc['version']}: {lc['system_info']}")
+    ocr = report["ocr"]
+    engine = f"{ocr['engine']} {ocr['version'] or ''}".strip() if ocr["engine"] else "NONE"
+    hint = f" ({ocr['hint']})" if ocr["hint"] else ""
+    lines.append(f"OCR: {engine}{hint}" if ocr["enabled"] else "OCR: off (setting ocr)")
     chroma = report["chroma"]
     lines.append(
         f"Chroma: {chroma['mode']} at {chroma['location']}"

@@ -90,13 +90,17 @@ def resolve_llm_path(name: str, data_dir: Path) -> Path:
 
 @dataclass(frozen=True)
 class EmbeddingModel:
-    """A loaded sentence-transformers model with a stable fingerprint for the manifest."""
+    """A loaded embedding model with a stable fingerprint for the manifest. `model` is a
+    sentence-transformers model (backend torch) or its int8 ONNX export (backend onnx-int8):
+    both have `encode` and `tokenizer`."""
 
     path: Path
     fingerprint: str
     dimension: int
     max_seq_length: int
     model: Any
+    backend: str = "torch"
+    device: str = "cpu"
 
     @property
     def tokenizer(self) -> Any:
@@ -135,12 +139,37 @@ def embedding_fingerprint(path: Path) -> str:
     return f"{name}@{digest.hexdigest()[:12]}"
 
 
+def backend_fingerprint(path: Path, backend: str) -> str:
+    """What a collection records as its embedder: the model, plus the backend unless torch
+    (collections built before backends existed were built with torch and keep opening)."""
+    base = embedding_fingerprint(path)
+    return base if backend == "torch" else f"{base}+{backend}"
+
+
+def embedder_fingerprint(settings: Settings) -> str:
+    """The embedder the settings give, as a collection records it (no model is loaded)."""
+    return backend_fingerprint(
+        resolve_embedding_path(settings.embedding_model), settings.embedding_backend
+    )
+
+
+def embedding_device(torch: Any) -> str:
+    """Where the PyTorch embedder runs: the GPU when this torch build has CUDA and sees one."""
+    cuda = getattr(torch, "cuda", None)
+    try:
+        return "cuda" if cuda is not None and cuda.is_available() else "cpu"
+    except Exception:  # a broken driver: the CPU still embeds
+        return "cpu"
+
+
 _LOADING = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4)
-def _load_embedding(path: Path, torch_threads: int | None) -> EmbeddingModel:
+def _load_embedding(path: Path, torch_threads: int | None, backend: str) -> EmbeddingModel:
     _offline()
+    if backend == "onnx-int8":
+        return _load_onnx_embedding(path, torch_threads)
     require("sentence_transformers", "pip install sentence-transformers (or `make install`)")
     import torch
     import transformers
@@ -149,14 +178,36 @@ def _load_embedding(path: Path, torch_threads: int | None) -> EmbeddingModel:
     transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars on every start
     if torch_threads:
         torch.set_num_threads(torch_threads)
-    model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    device = embedding_device(torch)
+    model = SentenceTransformer(str(path), device=device, local_files_only=True)
     dimension = model.get_embedding_dimension() or len(model.encode(["x"])[0])
     return EmbeddingModel(
         path=path,
-        fingerprint=embedding_fingerprint(path),
+        fingerprint=backend_fingerprint(path, backend),
         dimension=int(dimension),
         max_seq_length=int(model.max_seq_length or 0),
         model=model,
+        backend=backend,
+        device=device,
+    )
+
+
+def _load_onnx_embedding(path: Path, threads: int | None) -> EmbeddingModel:
+    """The int8 ONNX export of the model (made and cached at first use), on the CPU."""
+    require("onnxruntime", "pip install onnxruntime onnx (or `make install`)")
+    require("onnx", "pip install onnx (or `make install`)")
+    from folio.onnx_embedding import BACKEND, OnnxSentenceEncoder, ensure_export
+
+    onnx_file = ensure_export(path, embedding_fingerprint(path))
+    encoder = OnnxSentenceEncoder(path, onnx_file, threads)
+    return EmbeddingModel(
+        path=path,
+        fingerprint=backend_fingerprint(path, BACKEND),
+        dimension=encoder.dimension,
+        max_seq_length=encoder.max_seq_length,
+        model=encoder,
+        backend=BACKEND,
+        device="cpu",
     )
 
 
@@ -164,7 +215,7 @@ def load_embedding_model(settings: Settings) -> EmbeddingModel:
     """The embedding model named by the settings, loaded once per process."""
     path = resolve_embedding_path(settings.embedding_model)
     with _LOADING:  # threads asking at once (UI warm-up and a first question) share one load
-        return _load_embedding(path, settings.torch_threads)
+        return _load_embedding(path, settings.torch_threads, settings.embedding_backend)
 
 
 @functools.lru_cache(maxsize=4)

@@ -10,7 +10,8 @@ from ingest.tables import TableBlock, find_tables
 
 # Bump when the splitting rules change: stored chunks then no longer match what we would make.
 # v2: tables are extracted as rows (PDF layout mode) and split by rows, headers repeated.
-CHUNKER_VERSION = 2
+# v3: pages without a text layer and image files are read by OCR (chunks marked `ocr`).
+CHUNKER_VERSION = 3
 
 
 def chunker_fingerprint(chunk_size: int, chunk_overlap: int) -> str:
@@ -72,6 +73,7 @@ class SectionsToChunks:
                 page=section.page,
                 heading=section.heading,
                 table=table,
+                ocr_confidence=section.ocr_confidence,
             )
         )
 

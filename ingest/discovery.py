@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.documents import IngestError, SourceFile
-from ingest.loaders import LOADERS
+from ingest.loaders import SUPPORTED_EXTENSIONS
 
 
 @dataclass
@@ -23,6 +23,22 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")
 
 
+# Editors' and downloaders' temporary files: never the document itself, often half-written.
+# Office owner files (~$report.docx) and Emacs autosaves (#notes.md#) carry a document's name.
+_TEMPORARY_PREFIXES = ("~$", "#")
+_TEMPORARY_SUFFIXES = ("~", "#", ".crdownload", ".part", ".partial", ".download", ".tmp", ".swp")
+
+
+def ignored_name(name: str) -> bool:
+    """Hidden entries and temporary files: discovery skips them silently (so does the watcher)."""
+    lowered = name.lower()
+    return (
+        _hidden(name)
+        or name.startswith(_TEMPORARY_PREFIXES)
+        or lowered.endswith(_TEMPORARY_SUFFIXES)
+    )
+
+
 def discover(paths: list[Path]) -> Discovery:
     """Files and directories (recursive, hidden entries skipped); each file listed once."""
     found = Discovery()
@@ -33,7 +49,7 @@ def discover(paths: list[Path]) -> Discovery:
         if resolved in seen:
             return
         seen.add(resolved)
-        if file.suffix.lower() in LOADERS:
+        if file.suffix.lower() in SUPPORTED_EXTENSIONS:
             found.files.append(resolved)
         else:
             found.skipped.append(
@@ -47,7 +63,7 @@ def discover(paths: list[Path]) -> Discovery:
             for root, dirs, names in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not _hidden(d))
                 for name in sorted(names):
-                    if not _hidden(name) and (Path(root) / name).is_file():
+                    if not ignored_name(name) and (Path(root) / name).is_file():
                         consider(Path(root) / name)
         elif path.is_file():
             consider(path)

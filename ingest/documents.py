@@ -17,6 +17,11 @@ class Section:
     start: int  # character offset of this section in the document's extracted text
     page: int | None = None  # 1-based
     heading: str | None = None  # "Top > Sub > Subsub"
+    ocr_confidence: float | None = None  # read by OCR with this confidence (0..1); None: not OCR
+
+
+# (page or None, warning): something the user should know about a document that still went in.
+PageWarning = tuple[int | None, str]
 
 
 @dataclass
@@ -24,6 +29,7 @@ class ExtractedDocument:
     title: str
     sections: list[Section]
     pages: int | None = None
+    warnings: list[PageWarning] = field(default_factory=list)  # pages OCR could not read
 
     @property
     def text_length(self) -> int:
@@ -42,6 +48,7 @@ class Chunk:
     page: int | None
     heading: str | None
     table: bool = False  # holds (part of) a table, with its caption and header rows repeated
+    ocr_confidence: float | None = None  # its section was read by OCR with this confidence
 
 
 @dataclass
@@ -56,3 +63,4 @@ class SourceFile:
     chunks: list[Chunk] = field(default_factory=list)
     title: str = ""
     pages: int | None = None
+    warnings: list[PageWarning] = field(default_factory=list)

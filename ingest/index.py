@@ -75,7 +75,10 @@ def chunk_metadata(source: SourceFile, chunk: Chunk) -> Metadata:
         "start": chunk.start,
         "end": chunk.end,
         "table": chunk.table,
+        "ocr": chunk.ocr_confidence is not None,
     }
+    if chunk.ocr_confidence is not None:  # Chroma metadata holds no None: absent unless OCR
+        meta["ocr_confidence"] = chunk.ocr_confidence
     if chunk.page is not None:
         meta["page"] = chunk.page
     if chunk.heading:

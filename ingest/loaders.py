@@ -34,16 +34,24 @@ def _short(exc: BaseException) -> str:
     return message[:120]
 
 
-def _assemble(parts: Iterable[tuple[str, int | None, str | None]]) -> list[Section]:
-    """Sections with offsets into the joined text; empty parts keep no section."""
+Part = tuple[str, int | None, str | None] | tuple[str, int | None, str | None, float | None]
+
+
+def _assemble(parts: Iterable[Part]) -> list[Section]:
+    """Sections with offsets into the joined text; empty parts keep no section. A part is
+    (text, page, heading) or, read by OCR, (text, page, heading, OCR confidence)."""
     sections: list[Section] = []
     offset = 0
-    for text, page, heading in parts:
+    for part in parts:
+        text, page, heading = part[:3]
         if not text.strip():
             continue
         if sections:
             offset += len(SECTION_SEPARATOR)
-        sections.append(Section(text=text, start=offset, page=page, heading=heading))
+        confidence = part[3] if len(part) > 3 else None
+        sections.append(
+            Section(text=text, start=offset, page=page, heading=heading, ocr_confidence=confidence)
+        )
         offset += len(text)
     return sections
 
@@ -274,12 +282,18 @@ def pdf_limits() -> AbstractContextManager[object]:
     )
 
 
-def pdf_to_document(path: Path) -> ExtractedDocument:
+def pdf_to_document(
+    path: Path, ocr: bool = True, ocr_processes: int | None = None
+) -> ExtractedDocument:
+    """Text per page; with `ocr`, pages without a text layer are rendered and read by OCR."""
     with pdf_limits():
-        return _read_pdf(path)
+        return _read_pdf(path, ocr, ocr_processes)
 
 
-def _read_pdf(path: Path) -> ExtractedDocument:
+NO_TEXT_LAYER = "PDF has no text layer (scanned images?)"
+
+
+def _read_pdf(path: Path, ocr: bool, ocr_processes: int | None) -> ExtractedDocument:
     from pypdf import PasswordType, PdfReader
     from pypdf.errors import DependencyError
 
@@ -311,11 +325,48 @@ def _read_pdf(path: Path) -> ExtractedDocument:
         raise IngestError(f"corrupt PDF ({_short(exc)})") from None
     if not pages:
         raise IngestError("PDF has no pages")
-    if not any(pages):
-        raise IngestError("PDF has no text layer (scanned images?); OCR is not supported")
-    sections = _assemble((text, number, None) for number, text in enumerate(pages, start=1))
+    empty = [number for number, text in enumerate(pages, start=1) if not text]
+    if len(empty) == len(pages) and not ocr:
+        # The message of the releases without OCR, and what turns it on.
+        raise IngestError(f"{NO_TEXT_LAYER}; OCR is not supported while the setting ocr is off")
+    confidences: dict[int, float] = {}
+    warnings: list[tuple[int | None, str]] = []
+    if empty and ocr:
+        from ingest.ocr import read_pages, render_pdf_pages
+
+        read = read_pages(render_pdf_pages(path, empty), warnings, processes=ocr_processes)
+        for number, page_text in read.items():
+            pages[number - 1] = page_text.text
+            if page_text.confidence is not None:
+                confidences[number] = page_text.confidence
+        if not any(pages):
+            raise IngestError(f"{NO_TEXT_LAYER} and OCR found no text on its {len(pages)} page(s)")
+    sections = _assemble(
+        (text, number, None, confidences.get(number)) for number, text in enumerate(pages, start=1)
+    )
     title = str(metadata_title).strip() or path.stem
-    return ExtractedDocument(title=title, sections=sections, pages=len(pages))
+    return ExtractedDocument(title=title, sections=sections, pages=len(pages), warnings=warnings)
+
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def image_to_document(
+    path: Path, ocr: bool = True, ocr_processes: int | None = None
+) -> ExtractedDocument:
+    """An image file read by OCR, one page per frame (multi-page TIFF), titled by its name."""
+    if not ocr:
+        raise IngestError("an image file needs OCR, which is turned off (setting ocr)")
+    from ingest.ocr import image_frames, read_pages
+
+    warnings: list[tuple[int | None, str]] = []
+    read = read_pages(image_frames(path), warnings, processes=ocr_processes)
+    if not any(page_text.text for page_text in read.values()):
+        raise IngestError(f"OCR found no text in the image ({len(read)} page(s))")
+    sections = _assemble(
+        (page_text.text, number, None, page_text.confidence) for number, page_text in read.items()
+    )
+    return ExtractedDocument(title=path.stem, sections=sections, pages=len(read), warnings=warnings)
 
 
 def _page_text(page: Any) -> str:
@@ -332,7 +383,6 @@ def _page_text(page: Any) -> str:
 
 
 LOADERS: dict[str, Callable[[Path], ExtractedDocument]] = {
-    ".pdf": pdf_to_document,
     ".md": markdown_to_document,
     ".markdown": markdown_to_document,
     ".txt": text_to_document,
@@ -341,14 +391,25 @@ LOADERS: dict[str, Callable[[Path], ExtractedDocument]] = {
     ".htm": html_to_document,
     ".docx": docx_to_document,
 }
+# Formats that may need OCR take the `ocr` setting.
+OCR_LOADERS: dict[str, Callable[[Path, bool, int | None], ExtractedDocument]] = {
+    ".pdf": pdf_to_document,
+    **{extension: image_to_document for extension in IMAGE_EXTENSIONS},
+}
+SUPPORTED_EXTENSIONS = frozenset(LOADERS) | frozenset(OCR_LOADERS)
 
 
-def load_document(path: Path) -> ExtractedDocument:
+def load_document(
+    path: Path, ocr: bool = True, ocr_processes: int | None = None
+) -> ExtractedDocument:
     """Extract a file's text by its extension; IngestError says why when it cannot."""
-    loader = LOADERS.get(path.suffix.lower())
-    if loader is None:
+    extension = path.suffix.lower()
+    if extension in OCR_LOADERS:
+        document = OCR_LOADERS[extension](path, ocr, ocr_processes)
+    elif extension in LOADERS:
+        document = LOADERS[extension](path)
+    else:
         raise IngestError(f"unsupported file type '{path.suffix}'")
-    document = loader(path)
     if not document.sections:
         raise IngestError("no text to index")
     return document

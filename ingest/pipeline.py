@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from folio.models import EmbeddingModel, embedding_fingerprint, resolve_embedding_path
+from folio.models import EmbeddingModel, embedder_fingerprint
 from folio.settings import Settings
 from folio.store import ChromaStore
 from ingest.chunking import SectionsToChunks, chunker_fingerprint
@@ -32,6 +32,7 @@ class IngestReport:
     chunks_added: int = 0
     chunks_removed: int = 0
     seconds: float = 0.0
+    warnings: list[dict[str, Any]] = field(default_factory=list)  # {"path", "page", "warning"}
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -113,7 +114,7 @@ class FilesToIndex:
     ) -> None:
         index.recover()
         manifest = index.manifest
-        embedder = embedding_fingerprint(resolve_embedding_path(self.settings.embedding_model))
+        embedder = embedder_fingerprint(self.settings)
         chunker = chunker_fingerprint(self.settings.chunk_size, self.settings.chunk_overlap)
         # A rebuild re-ingests every document it wipes; the list survives a crash in the meta table.
         carried = json.loads(manifest.get_meta("rebuild_paths") or "[]")
@@ -165,6 +166,11 @@ class FilesToIndex:
         if carried:
             manifest.delete_meta("rebuild_paths")
 
+    def _warn(self, report: IngestReport, source: SourceFile) -> None:
+        for page, warning in source.warnings:  # pages OCR could not read: said, not skipped
+            report.warnings.append({"path": source.path, "page": page, "warning": warning})
+            self.progress.notice(f"warning: {source.path}: page {page}: {warning}")
+
     def _fail(self, report: IngestReport, path: str, error: str) -> None:
         report.failed.append({"path": path, "error": error})
         self.progress.failed(path, error)
@@ -180,8 +186,13 @@ class FilesToIndex:
         group: list[tuple[SourceFile, PreparedDocument, bool]] = []
         group_chunks = 0
         by_sha: dict[str, PreparedDocument] = {}
-        extractor = ParallelExtractor(self._needs_extraction(index, to_process))
+        to_extract = self._needs_extraction(index, to_process)
+        extractor = ParallelExtractor(
+            to_extract, ocr=self.settings.ocr, ocr_processes=self.settings.ocr_processes
+        )
         try:
+            if to_extract:
+                self._models()  # loads while the extraction worker reads the first files
             for source, is_update in to_process:
                 try:
                     prepared = self._prepare(index, source, by_sha, extractor, embedder, chunker)
@@ -190,6 +201,7 @@ class FilesToIndex:
                     self.progress.file_done(source.path)
                     continue
                 by_sha.setdefault(source.sha256, prepared)
+                self._warn(report, source)
                 group.append((source, prepared, is_update))
                 group_chunks += len(prepared.new_chunks)
                 if group_chunks >= self.settings.commit_every_chunks:
@@ -243,6 +255,7 @@ class FilesToIndex:
         _, splitter = self._models()
         chunks = splitter.split(document, source.sha256)
         source.title, source.pages = document.title, document.pages
+        source.warnings = document.warnings
         ids = [chunk.chunk_id for chunk in chunks]
         self.progress.chunks_queued(len(chunks))
         return PreparedDocument(index.new_record(source, len(ids), embedder, chunker), ids, chunks)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from folio.settings import Settings
 from folio.store import ChromaStore
 from ingest.manifest import Manifest
-from retrieval.bm25 import SparseIndex, load_sparse, stem
+from retrieval.bm25 import SparseIndex, built_generation, load_sparse, stem
 
 FIRST_CHUNKS = 4  # the opening chunks of a paged document stand for its first page
 # A first-page name names its documents only if they hold this share of the chunks using it.
@@ -328,14 +328,21 @@ def _without(question: str, terms: frozenset[str]) -> str:
     return " ".join(_WORD.sub(drop, text).split())
 
 
-_CACHE: dict[tuple[str, str, int], DocumentIndex] = {}
+_CACHE: dict[tuple[str, str, int, int | None], DocumentIndex] = {}
 _CACHE_LOCK = threading.Lock()
 
 
 def document_index(settings: Settings, store: ChromaStore, manifest: Manifest) -> DocumentIndex:
     """The collection's document profiles, built once per process and manifest generation."""
     collection = settings.collection
-    key = (str(manifest.path), collection, manifest.generation())
+    # The BM25 generation is part of the key: a writer (here or in another replica) commits the
+    # manifest before it rebuilds BM25, and an index built in between would keep the old one.
+    key = (
+        str(manifest.path),
+        collection,
+        manifest.generation(),
+        built_generation(settings, collection),
+    )
     with _CACHE_LOCK:
         if key in _CACHE:
             return _CACHE[key]

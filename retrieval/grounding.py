@@ -124,6 +124,8 @@ class Quote:
             "page_label": self.hit.page_label,
             "chunk_id": self.hit.chunk_id,
             "table": self.hit.table,
+            "ocr": self.hit.ocr,
+            "ocr_confidence": self.hit.ocr_confidence,
             "spans": [s.to_json() for s in spans],
         }
 

@@ -52,12 +52,25 @@ class SearchHit:
             "score": round(self.score, 6),
             "text": self.text,
             "table": self.table,
+            "ocr": self.ocr,
+            "ocr_confidence": self.ocr_confidence,
         }
 
     @property
     def table(self) -> bool:
         """The chunk holds (part of) a table."""
         return bool(self.metadata.get("table", False))
+
+    @property
+    def ocr(self) -> bool:
+        """The chunk's text was read by OCR (a scanned page or an image file)."""
+        return bool(self.metadata.get("ocr", False))
+
+    @property
+    def ocr_confidence(self) -> float | None:
+        """OCR's confidence in the chunk's page (0..1), None when not read by OCR."""
+        value = self.metadata.get("ocr_confidence")
+        return float(value) if self.ocr and isinstance(value, int | float) else None
 
 
 @dataclass(frozen=True)

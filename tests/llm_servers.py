@@ -57,7 +57,9 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
     url = f"http://127.0.0.1:{port}/v1"
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-               "--n_threads", "1", "--n_threads_batch", "1"]  # fmt: skip
+               "--n_threads", "1", "--n_threads_batch", "1",
+               # Queue requests: by default a second request cuts off a streaming answer.
+               "--interrupt_requests", "false"]  # fmt: skip
     log_path = folder / "server.log"
     with running(command, None, log_path, f"{url}/models"):
         _RUNNING["smollm2"] = LlamaServer(url, log_path, model)

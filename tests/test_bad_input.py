@@ -36,7 +36,7 @@ def test_each_bad_file_gets_one_line_and_the_batch_goes_in(folio: Folio, docs: P
     assert "password" in reasons["locked.pdf"]
     assert "truncated" in reasons["truncated.pdf"]
     assert "corrupt" in reasons["corrupt.pdf"]
-    assert "OCR is not supported" in reasons["scan.pdf"]
+    assert "no text layer" in reasons["scan.pdf"] and "OCR found no text" in reasons["scan.pdf"]
     assert "empty file" in reasons["empty.md"]
     assert "not UTF-8" in reasons["latin1.txt"]
     assert "binary" in reasons["binary.txt"]

@@ -14,7 +14,7 @@ PAGES = [
 ]
 INGEST_KEYS = {
     "added", "updated", "unchanged", "removed", "skipped", "failed",
-    "chunks_added", "chunks_removed", "seconds",
+    "chunks_added", "chunks_removed", "seconds", "warnings",
 }  # fmt: skip
 
 
@@ -30,7 +30,10 @@ def test_pdf_pages_are_cited_and_reingest_embeds_nothing(any_folio: Folio, docs:
     found = any_folio.json("search", "Who painted the lighthouse?", "--k", "3")
     assert found["query"] == "Who painted the lighthouse?"
     top = found["results"][0]
-    fields = {"rank", "chunk_id", "source", "page", "page_label", "score", "text", "table"}
+    fields = {
+        "rank", "chunk_id", "source", "page", "page_label", "score", "text", "table",
+        "ocr", "ocr_confidence",
+    }  # fmt: skip
     assert set(top) == fields
     assert top["rank"] == 1 and top["page"] == 2
     assert top["source"] == str(docs / "harbour.pdf")
@@ -144,12 +147,12 @@ def test_markdown_html_docx_and_text_keep_their_structure(folio: Folio, docs: Pa
 
 
 def test_unsupported_files_are_skipped_with_a_notice(folio: Folio, docs: Path) -> None:
-    (docs / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    (docs / "song.mp3").write_bytes(b"ID3\x03")  # images are read by OCR now; audio is not
     (docs / ".hidden.md").write_text("# secret")
     (docs / "ok.txt").write_text("A fine note about lunch.")
     result = folio("ingest", docs)
     assert result.exit_code == 0
-    assert "skipped:" in result.stderr and "photo.jpg" in result.stderr
+    assert "skipped:" in result.stderr and "song.mp3" in result.stderr
     report = folio.json("ingest", docs)
     assert report["skipped"] == 1 and report["unchanged"] == 1
     assert all(".hidden" not in d["path"] for d in folio.json("sources")["documents"])

@@ -256,3 +256,28 @@ def test_a_quote_does_not_wait_behind_a_long_generation(
     assert long.state == "running"  # answered while the generation still runs
     long.cancel()
     assert long.result().stopped
+
+
+def test_an_open_service_sees_what_another_process_ingests_and_removes(
+    service: FolioService, folio: Folio, tmp_path: Path
+) -> None:
+    """The web UI and `folio serve` stay open while the CLI ingests: embedded Chroma keeps its
+    vector index in memory, and without a reopen new documents were missing from dense search
+    (and removed ones could fail with "Error finding id")."""
+    question = "When does the ferry to Skerry leave?"
+    assert service.search(None, question, mode="dense")["results"]  # the store is open now
+    later = tmp_path / "later"
+    later.mkdir()
+    write_pdf(later / "ferry.pdf", ["# Ferry\nThe ferry to Skerry leaves at noon from pier four."])
+
+    def other_process(*args: str | Path) -> None:
+        done = folio.subprocess(*args, "--json")
+        _, err = done.communicate(timeout=300)
+        assert done.returncode == 0, err
+
+    other_process("ingest", later)
+    hits = service.search(None, question, mode="dense")["results"]
+    assert hits[0]["source"].endswith("ferry.pdf") and "pier four" in hits[0]["text"]
+    other_process("remove", later / "ferry.pdf")
+    hits = service.search(None, question, mode="dense")["results"]
+    assert hits and not any(h["source"].endswith("ferry.pdf") for h in hits)

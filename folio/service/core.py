@@ -21,6 +21,7 @@ from folio.service.documents import (
     document_path,
     match_documents,
     stage_uploads,
+    uploads_lock,
 )
 from folio.service.errors import BadRequest, Conflict, NotFound, ServiceError
 from folio.settings import Settings, check_collection_name, one_line_error
@@ -203,7 +204,9 @@ class FolioService(ConversationsAndFeedback):
         and its folder as they were."""
         settings = self.for_collection(collection)
         name = settings.collection
-        with self._upload_lock:  # two uploads of one name must not swap each other's backups
+        # Two uploads of one name must not swap each other's backups, in this process or in
+        # another replica sharing the data dir (held while the ingest waits for the write lock).
+        with self._upload_lock, uploads_lock(settings, self.upload_dir(name)):
             staged, rejected = stage_uploads(
                 uploads, self.upload_dir(name), settings.max_file_bytes
             )

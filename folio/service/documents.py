@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from folio.settings import Settings
 from ingest.pipeline import IngestReport
 
-UPLOAD_TYPES = ("pdf", "md", "markdown", "txt", "text", "html", "htm", "docx")
+# Images (scans, photos of pages) are read by OCR, one page per TIFF frame.
+UPLOAD_TYPES = (
+    "pdf", "md", "markdown", "txt", "text", "html", "htm", "docx",
+    "png", "jpg", "jpeg", "tif", "tiff",
+)  # fmt: skip
+# The names an upload under way has staged: a crash leaves it for the next upload to undo.
+STAGED_JOURNAL = ".staged"
 # Letters and digits of any script stay (отчёт.pdf, 報告.pdf); anything else becomes "_".
 _UNSAFE = re.compile(r"[^\w.()\- ]+")
 
@@ -89,6 +98,8 @@ def stage_uploads(
             rejected.append((item.name, str(exc).removeprefix(f"{item.name}: ")))
             continue
         folder.mkdir(parents=True, exist_ok=True)
+        with (folder / STAGED_JOURNAL).open("a", encoding="utf-8") as journal:
+            journal.write(name + "\n")  # read back only if this upload never finishes
         target = folder / name
         backup = None
         if target.exists():
@@ -126,3 +137,69 @@ def match_documents(known: list[str], targets: list[str]) -> tuple[list[str], li
         else:
             missing.append(target)
     return sorted(set(matched)), missing
+
+
+@contextmanager
+def uploads_lock(settings: Settings, folder: Path) -> Iterator[None]:
+    """A collection's upload folder, locked across processes (waits up to lock_timeout_s).
+    What an upload killed midway staged is undone first; a finished upload clears its journal."""
+    from filelock import FileLock, Timeout
+
+    from ingest.index import IndexLockedError
+
+    locks = settings.data_dir / "locks"  # not in the upload folder: that holds users' files only
+    locks.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(locks / f"uploads-{folder.name}.lock"))
+    try:
+        lock.acquire(timeout=settings.lock_timeout_s)
+    except Timeout:
+        raise IndexLockedError(
+            f"uploads to {folder} are locked by another upload "
+            f"(waited {settings.lock_timeout_s:.0f}s); try again when it has finished"
+        ) from None
+    try:
+        restore_interrupted_uploads(settings, folder)
+        yield
+    finally:
+        (folder / STAGED_JOURNAL).unlink(missing_ok=True)
+        lock.release()
+
+
+def restore_interrupted_uploads(settings: Settings, folder: Path) -> list[str]:
+    """Undo the files an upload killed midway (SIGKILL, power loss) staged in a collection's
+    folder (`uploads/<collection>/`), so each is the version the manifest committed: a replaced
+    file's backup comes back if the new version was never committed, and a new file no committed
+    document uses is deleted. Returns the names put right."""
+    import hashlib
+
+    from ingest.index import manifest_path
+    from ingest.manifest import Manifest
+
+    journal = folder / STAGED_JOURNAL
+    if not journal.exists():
+        return []
+    names = sorted(set(journal.read_text(encoding="utf-8").split()))
+    committed: dict[str, str] = {}
+    if manifest_path(settings, folder.name).exists():
+        manifest = Manifest(manifest_path(settings, folder.name))
+        try:
+            committed = {d.path: d.sha256 for d in manifest.documents()}
+        finally:
+            manifest.close()
+
+    def sha256(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    for name in names:
+        target, backup = folder / name, folder / f".{name}.previous"
+        (folder / f".{name}.partial").unlink(missing_ok=True)
+        old = committed.get(str(target))
+        if backup.exists():
+            if old is not None and sha256(backup) == old:
+                backup.replace(target)  # the manifest still holds the version it replaced
+            else:
+                backup.unlink()  # the new version was committed
+        elif target.exists() and (old is None or sha256(target) != old):
+            target.unlink()  # staged, never committed: its client got an error
+    journal.unlink()
+    return names
