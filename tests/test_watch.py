@@ -23,13 +23,20 @@ from ingest.watch import ChangeWatcher, SyncTargets, WatchError
 DEBOUNCE = "0.5"
 
 
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Watcher:
     """A `folio ingest PATH... --watch --json` process; its stdout read line by line."""
 
     def __init__(self, folio: Folio, *paths: Path, extra: tuple[str, ...] = ()) -> None:
         self.process = folio.subprocess(
-            "ingest", *paths, "--watch", "--json", "--debounce", DEBOUNCE, *extra
-        )
+            "ingest", *paths, "--watch", "--json", "--debounce", DEBOUNCE, *extra,
+            # As from a terminal: a test run started in the background (`make test &`) passes
+            # SIGINT on ignored, and then Ctrl-C would not reach the watcher.
+            preexec_fn=_interruptible,
+        )  # fmt: skip
         self.lines: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
         assert self.process.stdout and self.process.stderr
