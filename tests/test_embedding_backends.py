@@ -166,6 +166,7 @@ def test_torch_embedder_uses_cuda_when_torch_sees_a_gpu(
     assert embedding_device(torch) == ("cuda" if torch.cuda.is_available() else "cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert embedding_device(torch) == "cuda"
+    folio = Folio({**folio.env, "FOLIO_EMBEDDING_BACKEND": "torch"})  # GPU machines set torch
     report = folio.json("doctor")
     assert report["embedding_model"]["device"] == "cuda"
     assert report["embedding_model"]["backend"] == "torch"
