@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +42,15 @@ def user_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def onnx_env(
     base_env: dict[str, str], user_cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
+) -> Iterator[dict[str, str]]:
     monkeypatch.setenv("XDG_CACHE_HOME", str(user_cache))  # for loads in this process too
-    return {**base_env, "XDG_CACHE_HOME": str(user_cache), "FOLIO_TORCH_THREADS": "1"}
+    # onnx-int8 is the default: an earlier test in this process may hold a model loaded from the
+    # real user cache; load afresh from this one (and leave none from it behind).
+    from folio.models import _load_embedding
+
+    _load_embedding.cache_clear()
+    yield {**base_env, "XDG_CACHE_HOME": str(user_cache), "FOLIO_TORCH_THREADS": "1"}
+    _load_embedding.cache_clear()
 
 
 def _exported_file(user_cache: Path) -> Path:
